@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DB ?= var/demo.duckdb
+SAMPLE := data/sample/goodbooks
+export SHELFWISE_DB := $(DB)
+
+.PHONY: demo test test-fast install browser-deps bench clean
+
+$(BIN)/shelfwise: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/shelfwise
+
+# Debian's Chromium and its driver for the browser tests (never a test tool's own browser download).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing chromium and chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+demo: install
+	$(BIN)/shelfwise load goodbooks $(SAMPLE)
+	$(BIN)/shelfwise transform
+	$(BIN)/shelfwise refresh --data $(SAMPLE)
+	$(BIN)/shelfwise dashboard
+
+test: install browser-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,55 @@
+"""Typed configuration for each step, built once by the CLI and passed down."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Source = Literal["goodbooks", "ucsd"]
+SOURCES: tuple[str, ...] = ("goodbooks", "ucsd")
+DEFAULT_DB = Path("var/shelfwise.duckdb")
+
+
+def default_db_path() -> Path:
+    """Warehouse file: ``SHELFWISE_DB`` if set, else ``var/shelfwise.duckdb``."""
+    return Path(os.environ.get("SHELFWISE_DB", DEFAULT_DB))
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    source: Source
+    directory: Path
+    # A load stops rather than silently dropping more than this share of a file's rows.
+    max_reject_fraction: float = 0.01
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    source: Source = "goodbooks"
+    min_user_ratings: int = 10
+    min_book_ratings: int = 100
+    kcore: bool = False
+    test_fraction: float = 0.2
+    seed: int = 42
+    split: Literal["random", "temporal"] = "random"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction}")
+        if self.min_user_ratings < 1 or self.min_book_ratings < 1:
+            raise ValueError("min_user_ratings and min_book_ratings must be >= 1")
+
+
+def to_json(config: object) -> str:
+    """Serialise a config dataclass as the params JSON stored with each run."""
+
+    def default(o: object) -> object:
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(type(o).__name__)
+
+    return json.dumps(dataclasses.asdict(config), sort_keys=True, default=default)  # type: ignore[arg-type]

@@ -1,0 +1,9 @@
+"""User-facing errors: the CLI prints these as one line, without a traceback."""
+
+
+class ShelfwiseError(Exception):
+    """An expected failure whose message alone tells the user what was wrong and where."""
+
+
+class BadInputError(ShelfwiseError):
+    """A raw file that cannot be loaded as it is."""

@@ -1,0 +1,48 @@
+-- The indexed rating matrix with a deterministic train/test split.
+-- random: a seeded hash of (user, book) puts test_fraction of ratings in test.
+-- temporal: each user's latest test_fraction of ratings (by source row order, seq) are test.
+-- grain: one row per (user_idx, book_idx); key: (user_idx, book_idx)
+-- upstream: matrix.filtered_ratings, matrix.users, matrix.books
+-- parameters: $seed, $test_fraction, $split
+with ratings as (
+    select * from matrix.filtered_ratings
+),
+
+users as (
+    select user_idx, user_key from matrix.users
+),
+
+books as (
+    select book_idx, book_key from matrix.books
+),
+
+indexed as (
+    select u.user_idx, b.book_idx, r.rating, r.is_read, r.seq
+    from ratings as r
+    inner join users as u on u.user_key = r.user_key
+    inner join books as b on b.book_key = r.book_key
+),
+
+split as (
+    select *,
+        case
+            when $split = 'temporal' then
+                row_number() over (partition by user_idx order by seq desc)
+                    <= round($test_fraction * count(*) over (partition by user_idx))
+            else (hash(user_idx, book_idx, $seed) % 1000000) < $test_fraction * 1000000
+        end as is_test
+    from indexed
+),
+
+final as (
+    select
+        user_idx,
+        book_idx,
+        rating,
+        is_read,
+        case when is_test then 'test' else 'train' end as split,
+        seq
+    from split
+)
+
+select * from final

@@ -1,0 +1,259 @@
+"""Load a dataset's raw files into ``raw.*`` with DuckDB's readers, in one transaction."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import logging
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from shelfwise.config import LoadConfig
+from shelfwise.errors import BadInputError, ShelfwiseError
+from warehouse.db import scalar, transaction
+from warehouse.sources import DATASETS, RawFile
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = {"csv": (".csv", ".csv.gz"), "jsonl": (".json.gz", ".json", ".jsonl", ".jsonl.gz")}
+
+
+@dataclass(frozen=True)
+class FileReport:
+    file: str
+    table: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    skipped: bool  # same bytes as the last load: nothing to do
+
+
+def find_file(directory: Path, spec: RawFile) -> Path | None:
+    for name in spec.names:
+        for suffix in SUFFIXES[spec.fmt]:
+            path = directory / f"{name}{suffix}"
+            if path.is_file():
+                return path
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _open_text(path: Path):
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    return raw
+
+
+def read_header(path: Path) -> list[str]:
+    """The header's column names; a clear error for empty, non-UTF-8 or corrupt-gzip files."""
+    try:
+        with _open_text(path) as fh:
+            first = fh.readline()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BadInputError(f"{path}: line 1: cannot read the file ({exc})") from exc
+    if not first.strip():
+        raise BadInputError(f"{path}: line 1: file is empty (expected a header line)")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path}: line 1: header is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    return [c.strip() for c in next(csv.reader([text]))]
+
+
+def check_header(path: Path, spec: RawFile) -> None:
+    header = read_header(path)
+    expected = [c.name for c in spec.columns]
+    if all(h.lstrip("-").replace(".", "").isdigit() for h in header if h):
+        raise BadInputError(
+            f"{path}: line 1: missing header: expected columns {','.join(expected)}, found data {','.join(header)!r}"
+        )
+    missing = [c for c in expected if c not in header]
+    if missing:
+        raise BadInputError(
+            f"{path}: line 1: wrong header: missing required column(s) {', '.join(missing)} "
+            f"(found {','.join(header)})"
+        )
+
+
+def _reader_sql(path: Path, spec: RawFile) -> str:
+    """A DuckDB table function over the file; the path is quoted by DuckDB, not by us."""
+    if spec.fmt == "jsonl":
+        cols = ", ".join(f"'{c.name}': '{c.type}'" for c in spec.columns)
+        return f"read_json(?, format = 'newline_delimited', columns = {{{cols}}})"
+    if spec.all_text:
+        return "read_csv(?, header = true, delim = ',', quote = '\"', all_varchar = true, strict_mode = true)"
+    types = ", ".join(f"'{c.name}': '{c.type}'" for c in spec.columns)
+    return (
+        "read_csv(?, header = true, delim = ',', quote = '\"', "
+        "store_rejects = true, rejects_table = 'shelfwise_reject_errors', "
+        "rejects_scan = 'shelfwise_reject_scans', strict_mode = true, auto_detect = false, "
+        f"columns = {{{types}}})"
+    )
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else message
+
+
+def _load_one(
+    con: duckdb.DuckDBPyConnection, path: Path, spec: RawFile, load_id: int, max_reject_fraction: float
+) -> tuple[int, int, int]:
+    """Replace ``raw.<table>`` with the file's valid rows; returns (read, loaded, rejected)."""
+    if spec.fmt == "csv":
+        check_header(path, spec)
+        if not spec.all_text:
+            _check_column_order(path, spec)
+    target = f"raw.{spec.table}"
+    staging = f"raw.__loading_{spec.table}"
+    select_cols = "*" if spec.all_text else ", ".join(c.name for c in spec.columns)
+    con.execute("drop table if exists shelfwise_reject_errors")
+    con.execute("drop table if exists shelfwise_reject_scans")
+    try:
+        con.execute(
+            f"create or replace table {staging} as select {select_cols} from {_reader_sql(path, spec)}",
+            [str(path)],
+        )
+    except duckdb.Error as exc:
+        raise BadInputError(f"{path}: cannot read: {_first_line(str(exc))}") from exc
+
+    # Rows the reader refused (bad casts, wrong column counts, bad bytes): exact lines from DuckDB.
+    cast_rejects = 0
+    if spec.fmt == "csv" and not spec.all_text:
+        cast_rejects = int(scalar(con, "select count(*) from shelfwise_reject_errors"))
+        if cast_rejects:
+            con.execute(
+                """insert into raw.rejects
+                   select ?, ?, line, csv_line, 'column ' || coalesce(column_name, '?') || ': ' || error_message
+                   from shelfwise_reject_errors""",
+                [load_id, str(path)],
+            )
+    # Rows that parse but break a rule: out of range, missing value, duplicate key.
+    value_rejects = _reject_rule_breakers(con, staging, path, spec, load_id)
+    loaded = int(scalar(con, f"select count(*) from {staging}"))
+    rejected = cast_rejects + value_rejects
+    read = loaded + rejected
+    if spec.must_have_rows and read == 0:
+        raise BadInputError(f"{path}: line 2: the file has a header but no rows")
+    if read and rejected / read > max_reject_fraction:
+        first = con.execute(
+            "select line, reason from raw.rejects where load_id = ? and file = ? order by line limit 1",
+            [load_id, str(path)],
+        ).fetchall()[0]
+        raise BadInputError(
+            f"{path}: line {first[0]}: {first[1]} ({rejected:,} of {read:,} rows bad; "
+            f"more than {max_reject_fraction:.1%} rejected, load stopped)"
+        )
+    con.execute(f"create or replace table {target} as select * from {staging}")
+    con.execute(f"drop table {staging}")
+    return read, loaded, rejected
+
+
+def _check_column_order(path: Path, spec: RawFile) -> None:
+    # The typed reader maps columns by position, so the file must have exactly our columns in order.
+    header = read_header(path)
+    expected = [c.name for c in spec.columns]
+    if header != expected:
+        raise BadInputError(f"{path}: line 1: wrong header: expected {','.join(expected)}, found {','.join(header)}")
+
+
+def _reject_rule_breakers(
+    con: duckdb.DuckDBPyConnection, staging: str, path: Path, spec: RawFile, load_id: int
+) -> int:
+    conditions: list[str] = []
+    for c in spec.columns:
+        if not c.nullable:
+            conditions.append(f"when {c.name} is null then 'column {c.name}: missing value'")
+        if c.minimum is not None:
+            conditions.append(f"when {c.name} < {c.minimum} then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'")
+        if c.maximum is not None:
+            conditions.append(f"when {c.name} > {c.maximum} then 'column {c.name}: ' || {c.name} || ' is above {c.maximum:g}'")
+    if spec.key:
+        key = ", ".join(spec.key)
+        conditions.append(
+            f"when row_number() over (partition by {key} order by rowid) > 1 "
+            f"then 'duplicate ({key}) pair, first seen on an earlier line'"
+        )
+    if not conditions:
+        return 0
+    reason = "case " + " ".join(conditions) + " end"
+    text = " || ',' || ".join(f"coalesce(cast({c.name} as varchar), '')" for c in spec.columns)
+    con.execute(
+        f"""create or replace temp table shelfwise_bad as
+            with numbered as (select rowid as rid, *, {reason} as reason from {staging})
+            select rid, {text} as raw_text, reason from numbered where reason is not null"""
+    )
+    n_bad = int(scalar(con, "select count(*) from shelfwise_bad"))
+    if n_bad:
+        # Row ids of a table made in this transaction start at an offset; the data index is rid - min.
+        # Lines the reader refused are not in the table, so add back each one that comes earlier.
+        base = scalar(con, f"select min(rowid) from {staging}")
+        has_cast = spec.fmt == "csv" and not spec.all_text
+        cast_lines = (
+            "select line - 1 - row_number() over (order by line) as idx from shelfwise_reject_errors"
+            if has_cast
+            else "select null::bigint as idx where false"
+        )
+        first_line = 2 if spec.fmt == "csv" else 1
+        con.execute(
+            f"""insert into raw.rejects
+                with skipped as ({cast_lines})
+                select ?, ?, b.rid - ? + ? + (select count(*) from skipped s where s.idx <= b.rid - ?),
+                       b.raw_text, b.reason
+                from shelfwise_bad b""",
+            [load_id, str(path), base, first_line, base],
+        )
+        con.execute(f"delete from {staging} where rowid in (select rid from shelfwise_bad)")
+    con.execute("drop table shelfwise_bad")
+    return n_bad
+
+
+def load_dataset(con: duckdb.DuckDBPyConnection, config: LoadConfig) -> list[FileReport]:
+    """Load every present file of ``config.source`` from ``config.directory``: all of them or none.
+
+    A file whose bytes match its last successful load is skipped, so loading twice adds nothing.
+    """
+    directory = config.directory
+    if not directory.is_dir():
+        raise ShelfwiseError(f"{directory}: no such directory")
+    specs = DATASETS[config.source]
+    found = [(spec, find_file(directory, spec)) for spec in specs]
+    for spec, path in found:
+        if spec.required and path is None:
+            names = " or ".join(f"{spec.stem}{s}" for s in SUFFIXES[spec.fmt])
+            raise BadInputError(f"{directory}: required file {names} not found")
+    reports: list[FileReport] = []
+    with transaction(con):
+        load_id = int(scalar(con, "select coalesce(max(load_id), 0) + 1 from raw.load_log"))
+        for spec, path in found:
+            if path is None:
+                continue
+            size = path.stat().st_size
+            digest = sha256_of(path)
+            last = con.execute(
+                "select sha256 from raw.load_log where raw_table = ? order by load_id desc limit 1",
+                [spec.table],
+            ).fetchall()
+            if last and last[0][0] == digest:
+                log.info("%s unchanged since its last load; skipped", path)
+                reports.append(FileReport(str(path), spec.table, 0, 0, 0, skipped=True))
+                continue
+            log.info("loading %s into raw.%s", path, spec.table)
+            read, loaded, rejected = _load_one(con, path, spec, load_id, config.max_reject_fraction)
+            con.execute(
+                "insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [load_id, config.source, spec.table, str(path), size, digest, read, rejected,
+                 datetime.now(timezone.utc).replace(tzinfo=None)],
+            )
+            reports.append(FileReport(str(path), spec.table, read, loaded, rejected, skipped=False))
+    return reports

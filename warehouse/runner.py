@@ -1,0 +1,198 @@
+"""Run the SQL models in ``sql/`` in their fixed order, with bound parameters, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from shelfwise.config import TransformConfig, to_json
+from shelfwise.errors import ShelfwiseError
+from warehouse.db import scalar, transaction
+
+log = logging.getLogger(__name__)
+
+
+def sql_dir() -> Path:
+    """The ``sql/`` folder: beside the package in a checkout, inside it in a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "sql", here / "_sql"):
+        if candidate.is_dir():
+            return candidate
+    raise ShelfwiseError("the sql/ models folder is missing from this installation")
+
+
+# The run order: one explicit list, checked against the files and their references by a test.
+MODELS: tuple[str, ...] = (
+    "staging/stg_goodbooks__ratings",
+    "staging/stg_goodbooks__books",
+    "staging/stg_goodbooks__book_tags",
+    "staging/stg_goodbooks__to_read",
+    "staging/stg_ucsd__interactions",
+    "staging/stg_ucsd__books",
+    "core/book_top_tags",
+    "core/books",
+    "core/ratings",
+    "matrix/filtered_ratings",
+    "matrix/kcore_step",
+    "matrix/users",
+    "matrix/books",
+    "matrix/ratings",
+    "matrix/to_read",
+)
+
+CHECKS: tuple[str, ...] = (
+    "checks/assert_core_books__unique_key",
+    "checks/assert_matrix_users__contiguous_idx",
+    "checks/assert_matrix_books__contiguous_idx",
+    "checks/assert_matrix_ratings__unique_grain",
+    "checks/assert_matrix_ratings__partitions_filtered",
+)
+
+PARAM = re.compile(r"\$([a-z_]+)")
+HEADER = re.compile(r"^--\s*materialized:\s*(view|table)(?:\s+([a-z_]+\.[a-z_]+))?\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str  # e.g. "core/ratings"
+    sql: str
+
+    @property
+    def relation(self) -> str:
+        """Target relation: the path is schema/table unless the header names another target."""
+        match = HEADER.search(self.sql)
+        if match and match.group(2):
+            return match.group(2)
+        schema, table = self.name.split("/")
+        return f"{schema}.{table}"
+
+    @property
+    def materialized(self) -> str:
+        match = HEADER.search(self.sql)
+        return match.group(1) if match else "table"
+
+    @property
+    def parameters(self) -> list[str]:
+        return sorted(set(PARAM.findall(self.sql)))
+
+
+def read_model(name: str) -> Model:
+    path = sql_dir() / f"{name}.sql"
+    return Model(name, path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model: str
+    relation: str
+    rows: int | None
+    seconds: float
+
+
+def _params(config: TransformConfig) -> dict[str, object]:
+    return {
+        "source": config.source,
+        "min_user_ratings": config.min_user_ratings,
+        "min_book_ratings": config.min_book_ratings,
+        "test_fraction": config.test_fraction,
+        "seed": config.seed,
+        "split": config.split,
+    }
+
+
+def _execute(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, object]) -> None:
+    bound = {k: params[k] for k in model.parameters}
+    body = model.sql.rstrip().rstrip(";")
+    if model.materialized == "view":
+        if bound:
+            raise ShelfwiseError(f"{model.name}: views cannot take bound parameters")
+        con.execute(f"create or replace view {model.relation} as {body}")
+    else:
+        con.execute(f"create or replace table {model.relation} as {body}", bound)
+
+
+def run_transforms(
+    con: duckdb.DuckDBPyConnection,
+    config: TransformConfig,
+    *,
+    on_model: Callable[[ModelResult], None] | None = None,
+) -> list[ModelResult]:
+    """Build ``core`` and ``matrix`` for ``config.source``; all or nothing.
+
+    Checks run inside the same transaction, so a build that breaks one leaves the old matrix.
+    """
+    n_source = scalar(con, "select count(*) from core.ratings where source = ?", [config.source]) if _has(con, "core", "ratings") else None
+    params = _params(config)
+    results: list[ModelResult] = []
+    with transaction(con):
+        transform_id = int(scalar(con, "select coalesce(max(transform_id), 0) + 1 from matrix.transform_log"))
+        for name in MODELS:
+            model = read_model(name)
+            if name == "matrix/kcore_step":
+                if not config.kcore:
+                    continue
+                result = _iterate_kcore(con, model, params)
+            else:
+                start = time.perf_counter()
+                _execute(con, model, params)
+                rows = (
+                    None
+                    if model.materialized == "view"
+                    else int(scalar(con, f"select count(*) from {model.relation}"))
+                )
+                result = ModelResult(name, model.relation, rows, time.perf_counter() - start)
+            log.info("%s: %s rows in %.2fs", result.relation, result.rows, result.seconds)
+            results.append(result)
+            if on_model:
+                on_model(result)
+            con.execute(
+                "insert into matrix.transform_log values (?, ?, ?, ?, ?, ?, ?)",
+                [transform_id, config.source, result.relation, result.rows, result.seconds,
+                 to_json(config), datetime.now(timezone.utc).replace(tzinfo=None)],
+            )
+        if scalar(con, "select count(*) from matrix.ratings") == 0:
+            raise ShelfwiseError(
+                f"no {config.source} ratings survive the filters (min_user_ratings={config.min_user_ratings}, "
+                f"min_book_ratings={config.min_book_ratings}"
+                + ("" if n_source is None else f"; {n_source:,} ratings before filtering")
+                + "): load data or lower the thresholds"
+            )
+        run_checks(con)
+    return results
+
+
+def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    from warehouse.db import table_exists
+
+    return table_exists(con, schema, table)
+
+
+def _iterate_kcore(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, object]) -> ModelResult:
+    start = time.perf_counter()
+    rows = int(scalar(con, f"select count(*) from {model.relation}"))
+    rounds = 0
+    while True:
+        _execute(con, model, params)
+        rounds += 1
+        new_rows = int(scalar(con, f"select count(*) from {model.relation}"))
+        if new_rows == rows:
+            break
+        rows = new_rows
+    log.info("k-core converged after %d pruning rounds", rounds)
+    return ModelResult(model.name, model.relation, rows, time.perf_counter() - start)
+
+
+def run_checks(con: duckdb.DuckDBPyConnection) -> None:
+    """Each check returns offending rows; any row fails the build with the check's name."""
+    for name in CHECKS:
+        model = read_model(name)
+        bad = con.execute(model.sql).fetchmany(3)
+        if bad:
+            raise ShelfwiseError(f"data check {name} failed: {bad[0]} (and maybe more); nothing was changed")
