@@ -249,6 +249,166 @@ def print_rows(columns: list[str], rows: list[tuple]) -> None:
     console.print(table)
 
 
+# --------------------------------------------------------------------------- models
+
+
+def _progress_step():
+    """A step callback that updates one spinner line (or logs with --quiet off and no TTY)."""
+    if not progress_enabled():
+        return contextlib.nullcontext(lambda message: None)
+    return _StatusSteps()
+
+
+class _StatusSteps:
+    def __enter__(self):
+        self._status = console.status("starting")
+        self._status.__enter__()
+        return self
+
+    def __call__(self, message: str) -> None:
+        log.debug(message)
+        self._status.update(message)
+
+    def __exit__(self, *exc):
+        return self._status.__exit__(*exc)
+
+
+def _kind_overrides(kind: str, options: tuple[str, ...]) -> dict:
+    """--param name=value pairs, typed by the kind's params dataclass."""
+    import dataclasses
+
+    from shelfwise.params import PARAMS
+
+    fields = {f.name: f.type for f in dataclasses.fields(PARAMS[kind])}
+    out: dict = {}
+    for item in options:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields:
+            raise ShelfwiseError(f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+        kind_type = fields[name]
+        try:
+            if kind_type in ("bool", bool):
+                out[name] = value.lower() in ("1", "true", "yes", "on")
+            elif kind_type in ("int", int):
+                out[name] = int(value)
+            elif kind_type in ("float", float):
+                out[name] = float(value)
+            else:
+                out[name] = value
+        except ValueError as exc:
+            raise ShelfwiseError(f"--param {item!r}: {exc}") from exc
+    return out
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["baseline", "svd", "als", "mf"]))
+@click.option("--param", "-p", "param", multiple=True, metavar="NAME=VALUE", help="Override a hyper-parameter (e.g. -p factors=64); see docs/models.md.")
+@click.option("--neighbours", type=click.IntRange(1, 500), default=50, help="Cosine neighbours stored per book.")
+@click.option("--tsne/--no-tsne", default=True, help="Also store a t-SNE map (PCA is always stored).")
+@click.option("--keep-runs", type=click.IntRange(min=1), default=3, help="Published runs of this kind to keep.")
+@DB_OPTION
+def fit(kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_runs: int, db_path: Path) -> None:
+    """Fit a model on the train split and publish its factors, neighbours and maps atomically."""
+    from shelfwise.params import PublishConfig
+    from shelfwise.pipeline import fit_and_publish
+    from shelfwise.tuning import params_for
+    from warehouse.db import writer
+
+    with writer(db_path) as con:
+        params = params_for(con, kind, _kind_overrides(kind, param))
+        with _progress_step() as step:
+            run_id = fit_and_publish(con, kind, params, PublishConfig(neighbours, tsne, keep_runs), step=step)
+        seconds = con.execute("select seconds from models.runs where run_id = ?", [run_id]).fetchall()[0][0]
+    console.print(f"published {kind} run {run_id} in {seconds:.1f}s with {params}")
+
+
+@cli.command()
+@click.option("--k", type=click.IntRange(min=1), default=10, help="Cut-off of the top-N metrics.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=200, help="Bootstrap resamples of users for the intervals.")
+@DB_OPTION
+def evaluate(k: int, n_boot: int, db_path: Path) -> None:
+    """Score every published model on the held-out split; store and print the metrics."""
+    from shelfwise.pipeline import evaluate as run_evaluation
+    from warehouse.db import writer
+
+    with writer(db_path) as con:
+        with _progress_step() as step:
+            rows = run_evaluation(con, k=k, n_boot=n_boot, step=step)
+    print_metrics(rows)
+
+
+def print_metrics(rows) -> None:
+    names = []
+    for r in rows:
+        label = r.metric.name + (f"@{r.metric.k}" if r.metric.k and r.metric.name != "coverage" else "")
+        if label not in names:
+            names.append(label)
+    kinds = list(dict.fromkeys(r.kind for r in rows))
+    table = Table(title="test-split metrics (95% bootstrap interval over users)")
+    table.add_column("metric")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    cells = {}
+    for r in rows:
+        label = r.metric.name + (f"@{r.metric.k}" if r.metric.k and r.metric.name != "coverage" else "")
+        m = r.metric
+        cells[(label, r.kind)] = f"{m.value:.4f}" + ("" if m.ci_low == m.ci_high else f" [{m.ci_low:.4f}, {m.ci_high:.4f}]")
+    for label in names:
+        table.add_row(label, *(cells.get((label, kind), "") for kind in kinds))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--model", "kind", type=click.Choice(["svd", "als", "mf"]), default="mf", help="Whose factors to compare.")
+@click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
+@DB_OPTION
+def similar(title: str, kind: str, n: int, db_path: Path) -> None:
+    """Books nearest a title by cosine similarity of the model's book factors."""
+    from shelfwise.pipeline import similar as find_similar
+    from warehouse.db import connect
+
+    with connect(db_path, read_only=True) as con:
+        book, books = find_similar(con, title, kind=kind, n=n)
+    print_books(f"nearest to {book.title} ({book.authors}) under {kind}", books, "cosine")
+
+
+def print_books(title: str, books, score_name: str, extra: list[str] | None = None) -> None:
+    table = Table(title=title)
+    for col in ("#", "title", "authors", score_name, *(["closest favourite"] if extra else [])):
+        table.add_column(col)
+    for i, b in enumerate(books, 1):
+        table.add_row(str(i), b.title or f"book {b.book_key}", b.authors or "", f"{b.score:.3f}", *([extra[i - 1]] if extra else []))
+    console.print(table)
+
+
+@cli.command()
+@click.option("--user", "user_key", type=int, default=None, help="User id as in the source (goodbooks user_id).")
+@click.option("--books", "titles", multiple=True, help="Favourite titles: recommend near their centroid. Repeat or list several after one flag.")
+@click.option("--model", "kind", type=click.Choice(["baseline", "svd", "als", "mf"]), default="mf", help="Which model.")
+@click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
+@click.argument("more_titles", nargs=-1)
+@DB_OPTION
+def recommend(user_key: int | None, titles: tuple[str, ...], kind: str, n: int, more_titles: tuple[str, ...], db_path: Path) -> None:
+    """Recommend for a user (never a book they rated) or for a few favourite books (never those)."""
+    from shelfwise.pipeline import recommend_for_books, recommend_for_user
+    from warehouse.db import connect
+
+    titles = titles + more_titles
+    if (user_key is None) == (not titles):
+        raise ShelfwiseError("give either --user ID or --books TITLE [TITLE ...]")
+    with connect(db_path, read_only=True) as con:
+        if user_key is not None:
+            books = recommend_for_user(con, user_key, kind=kind, n=n)
+            print_books(f"top {n} for user {user_key} under {kind}", books, "score")
+        else:
+            favourites, books, closest = recommend_for_books(con, list(titles), kind=kind, n=n)
+            print_books(
+                "near the centroid of " + "; ".join(f.title or "" for f in favourites),
+                books, "cosine", [favourites[c].title or "" for c in closest],
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one line on stderr and exit code 1."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
@@ -268,6 +428,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing half-written was kept")
         sys.exit(130)
+    except Exception as exc:  # an unexpected failure: still one line, the traceback on request
+        if verbose:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err_console.print(f"error: {type(exc).__name__}: {first} (run with -v for the traceback)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

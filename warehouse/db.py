@@ -63,8 +63,12 @@ create table if not exists models.runs (
     finished_at timestamp,
     seconds     double,
     status      varchar not null,
-    published   boolean not null default false
+    published   boolean not null default false,
+    info        json
 );
+-- Each run keeps the index mappings it was fitted with, so re-running transforms never mislabels it.
+create table if not exists models.run_books (run_id bigint not null, book_idx integer not null, book_key bigint not null);
+create table if not exists models.run_users (run_id bigint not null, user_idx integer not null, user_key bigint not null);
 create table if not exists models.user_factors (run_id bigint not null, user_idx integer not null, vector float[] not null);
 create table if not exists models.book_factors (run_id bigint not null, book_idx integer not null, vector float[] not null);
 create table if not exists models.user_bias (run_id bigint not null, user_idx integer not null, bias double not null);
@@ -80,6 +84,48 @@ create table if not exists models.metrics (
     run_id bigint not null, metric varchar not null, k integer, value double not null,
     ci_low double, ci_high double, split varchar
 );
+"""
+
+# Plain-SQL views of the latest published run of each kind, titles joined: no run ids needed.
+VIEWS = """
+create or replace view main.latest_runs as
+    select kind, max(run_id) as run_id from models.runs where published group by kind;
+create or replace view main.book_factors as
+    select l.kind, f.run_id, f.book_idx, rb.book_key, b.title, b.authors, f.vector
+    from models.book_factors as f
+    inner join main.latest_runs as l on l.run_id = f.run_id
+    inner join models.run_books as rb on rb.run_id = f.run_id and rb.book_idx = f.book_idx
+    left join core.books as b on b.book_key = rb.book_key;
+create or replace view main.user_factors as
+    select l.kind, f.run_id, f.user_idx, ru.user_key, f.vector
+    from models.user_factors as f
+    inner join main.latest_runs as l on l.run_id = f.run_id
+    inner join models.run_users as ru on ru.run_id = f.run_id and ru.user_idx = f.user_idx;
+create or replace view main.book_bias as
+    select l.kind, f.run_id, f.book_idx, rb.book_key, b.title, b.authors, f.bias
+    from models.book_bias as f
+    inner join main.latest_runs as l on l.run_id = f.run_id
+    inner join models.run_books as rb on rb.run_id = f.run_id and rb.book_idx = f.book_idx
+    left join core.books as b on b.book_key = rb.book_key;
+create or replace view main.user_bias as
+    select l.kind, f.run_id, f.user_idx, ru.user_key, f.bias
+    from models.user_bias as f
+    inner join main.latest_runs as l on l.run_id = f.run_id
+    inner join models.run_users as ru on ru.run_id = f.run_id and ru.user_idx = f.user_idx;
+create or replace view main.book_neighbours as
+    select l.kind, n.run_id, n.book_idx, rb.book_key, b.title, n.rank, n.neighbour_idx,
+        nb.book_key as neighbour_key, b2.title as neighbour_title, b2.authors as neighbour_authors, n.score
+    from models.book_neighbours as n
+    inner join main.latest_runs as l on l.run_id = n.run_id
+    inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.book_idx
+    inner join models.run_books as nb on nb.run_id = n.run_id and nb.book_idx = n.neighbour_idx
+    left join core.books as b on b.book_key = rb.book_key
+    left join core.books as b2 on b2.book_key = nb.book_key;
+create or replace view main.model_metrics as
+    select r.kind, m.run_id, r.published, r.finished_at, m.split, m.metric, m.k, m.value, m.ci_low, m.ci_high
+    from models.metrics as m
+    inner join models.runs as r on r.run_id = m.run_id
+    where m.run_id in (select run_id from main.latest_runs);
 """
 
 
@@ -102,6 +148,8 @@ def connect(db_path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyC
     if not read_only:
         con.execute(DDL)
         _create_empty_raw_tables(con)
+        if table_exists(con, "core", "books"):
+            con.execute(VIEWS)
     return con
 
 
@@ -138,3 +186,41 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> o
     """First column of the first row (fully consumed, so the connection stays usable)."""
     rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
     return rows[0][0] if rows else None
+
+
+def snapshot_path(db_path: Path | str) -> Path:
+    """The read copy the dashboard serves: ``<db>.read``, replaced atomically after each write."""
+    return Path(f"{db_path}.read")
+
+
+@contextmanager
+def writer(db_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection that, on success, publishes a fresh read snapshot of the warehouse.
+
+    DuckDB lets one process write a file or many read it, never both at once. Readers (the
+    dashboard) open the snapshot instead, so a long refresh never blocks them; os.replace swaps
+    the snapshot atomically and open readers keep the old inode until they reconnect.
+    """
+    con = connect(db_path)
+    try:
+        yield con
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    publish_snapshot(db_path)
+
+
+def publish_snapshot(db_path: Path | str) -> Path:
+    import shutil
+
+    target = snapshot_path(db_path)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(db_path, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def open_for_reading(db_path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A short-lived read-only connection: the snapshot when there is one, else the file itself."""
+    snap = snapshot_path(db_path)
+    return connect(snap if snap.exists() else db_path, read_only=True)

@@ -1,0 +1,73 @@
+"""Typed hyper-parameters of each model kind; the params JSON of a run is one of these, serialised."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+KINDS: tuple[str, ...] = ("baseline", "svd", "als", "mf")
+RATING_KINDS: tuple[str, ...] = ("baseline", "svd", "mf")
+FACTOR_KINDS: tuple[str, ...] = ("svd", "als", "mf")
+
+
+@dataclass(frozen=True)
+class BaselineParams:
+    reg_user: float = 5.0
+    reg_book: float = 5.0
+    iterations: int = 10
+
+
+@dataclass(frozen=True)
+class SvdParams:
+    k: int = 18
+    remove_biases: bool = True
+    reg_user: float = 5.0
+    reg_book: float = 5.0
+    random_state: int = 42
+
+
+@dataclass(frozen=True)
+class AlsParams:
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 2.0
+    iterations: int = 15
+    weighting: str = "rating"
+    min_rating: float = 0.0
+    random_state: int = 42
+
+
+@dataclass(frozen=True)
+class MfParams:
+    factors: int = 16
+    reg: float = 0.2
+    reg_bias: float = 5.0
+    iterations: int = 10
+    init_scale: float = 0.1
+    random_state: int = 42
+
+
+PARAMS: dict[str, type] = {"baseline": BaselineParams, "svd": SvdParams, "als": AlsParams, "mf": MfParams}
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    neighbours: int = 50
+    tsne: bool = True
+    keep_runs: int = 3
+
+
+def make_params(kind: str, overrides: dict[str, Any] | None = None) -> Any:
+    """Defaults of ``kind`` with ``overrides`` applied (unknown names are an error, not ignored)."""
+    cls = PARAMS[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ValueError(f"{kind} has no parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(sorted(names))}")
+    return cls(**overrides)
+
+
+def as_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params)
