@@ -409,6 +409,66 @@ def recommend(user_key: int | None, titles: tuple[str, ...], kind: str, n: int, 
             )
 
 
+@cli.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None, help="Dataset folder (default: where the source was last loaded from).")
+@click.option("--source", type=click.Choice(SOURCES), default="goodbooks", help="Which source.")
+@click.option("--min-user-ratings", type=click.IntRange(min=1), default=None, help="Override the last transform's value.")
+@click.option("--min-book-ratings", type=click.IntRange(min=1), default=None, help="Override the last transform's value.")
+@click.option("--kinds", default="baseline,svd,als,mf", help="Comma-separated model kinds to keep fresh.")
+@click.option("--tsne/--no-tsne", default=True, help="Store t-SNE maps besides PCA.")
+@click.option("--force", is_flag=True, help="Refit every model even if nothing changed.")
+@DB_OPTION
+def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, min_book_ratings: int | None,
+            kinds: str, tsne: bool, force: bool, db_path: Path) -> None:
+    """Bring everything up to date: changed raw files, transforms, fits, neighbours, maps, evaluation."""
+    import dataclasses
+
+    from shelfwise.params import KINDS, PublishConfig
+    from shelfwise.refresh import last_transform, refresh as run_refresh
+    from warehouse.db import writer
+
+    wanted = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = set(wanted) - set(KINDS)
+    if unknown:
+        raise ShelfwiseError(f"--kinds: unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
+    with writer(db_path) as con:
+        transform = None
+        overrides = {k: v for k, v in {"min_user_ratings": min_user_ratings, "min_book_ratings": min_book_ratings}.items() if v is not None}
+        if overrides:
+            base = last_transform(con) or TransformConfig(source=source)  # type: ignore[arg-type]
+            transform = dataclasses.replace(base, **overrides)
+        with _progress_step() as step:
+            report = run_refresh(
+                con, source=source, data_dir=data_dir, transform=transform, kinds=tuple(wanted),
+                publish=PublishConfig(tsne=tsne), force=force, step=step,
+            )
+    if not report.changed:
+        console.print("nothing changed: raw files, matrix and models are up to date")
+        return
+    if report.loaded:
+        console.print(f"loaded {len(report.loaded)} changed file(s)")
+    if report.transformed:
+        console.print("rebuilt core and matrix tables")
+    for kind, run_id in report.fitted.items():
+        console.print(f"published {kind} run {run_id}")
+    if report.evaluated:
+        console.print("evaluated the published models: `shelfwise sql \"select * from model_metrics\"`")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", help="Interface to bind (only this machine by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8050, help="Port.")
+@click.option("--debug", is_flag=True, help="Dash debug mode (never on a shared host).")
+@DB_OPTION
+def dashboard(host: str, port: int, debug: bool, db_path: Path) -> None:
+    """Serve the read-only dashboard in the browser."""
+    from dashboards.app import DashboardSettings, create_app
+
+    app = create_app(DashboardSettings(db_path=db_path, debug=debug))
+    console.print(f"Shelfwise dashboard: http://{host}:{port}/  (Ctrl-C stops it)")
+    app.run(host=host, port=port, debug=debug)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one line on stderr and exit code 1."""
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])

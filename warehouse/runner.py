@@ -14,7 +14,7 @@ import duckdb
 
 from shelfwise.config import TransformConfig, to_json
 from shelfwise.errors import ShelfwiseError
-from warehouse.db import scalar, transaction
+from warehouse.db import VIEWS, scalar, transaction
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ def run_transforms(
                 + "): load data or lower the thresholds"
             )
         run_checks(con)
+        con.execute(VIEWS)
     return results
 
 

@@ -1,0 +1,110 @@
+"""One command that brings the warehouse up to date, doing only the steps whose inputs changed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from shelfwise.config import LoadConfig, TransformConfig, to_json
+from shelfwise.params import KINDS, PublishConfig, as_dict
+from shelfwise.pipeline import Progress, evaluate, fit_and_publish
+from shelfwise.tuning import params_for
+from warehouse import store
+from warehouse.db import table_exists
+from warehouse.load import load_dataset
+from warehouse.runner import run_transforms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RefreshReport:
+    loaded: list[str] = field(default_factory=list)
+    transformed: bool = False
+    fitted: dict[str, int] = field(default_factory=dict)
+    evaluated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.loaded or self.transformed or self.fitted or self.evaluated)
+
+
+def last_data_dir(con: duckdb.DuckDBPyConnection, source: str) -> Path | None:
+    """The folder the source's required file was last loaded from."""
+    rows = con.execute(
+        """select file from raw.load_log where source = ? and raw_table in ('goodbooks_ratings', 'ucsd_interactions')
+           order by load_id desc limit 1""",
+        [source],
+    ).fetchall()
+    return Path(rows[0][0]).parent if rows else None
+
+
+def last_transform(con: duckdb.DuckDBPyConnection) -> TransformConfig | None:
+    rows = con.execute("select params from matrix.transform_log order by transform_id desc limit 1").fetchall()
+    return TransformConfig(**json.loads(rows[0][0])) if rows else None
+
+
+def refresh(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str = "goodbooks",
+    data_dir: Path | None = None,
+    transform: TransformConfig | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    publish: PublishConfig = PublishConfig(),
+    force: bool = False,
+    step: Progress = lambda message: None,
+) -> RefreshReport:
+    """Load changed raw files, rebuild the matrix if its inputs changed, refit stale models, evaluate.
+
+    A step runs when its inputs differ from what produced the current state: raw files by sha256,
+    the matrix by the transform parameters and a load since, each model by the matrix fingerprint
+    and its parameters. ``force`` refits every model.
+    """
+    report = RefreshReport()
+    data_dir = data_dir or last_data_dir(con, source)
+    if data_dir is not None:
+        step(f"checking raw files in {data_dir}")
+        files = load_dataset(con, LoadConfig(source=source, directory=data_dir))  # type: ignore[arg-type]
+        report.loaded = [f.file for f in files if not f.skipped]
+    elif not table_exists(con, "matrix", "ratings"):
+        from shelfwise.errors import ShelfwiseError
+
+        raise ShelfwiseError("nothing loaded yet: give --data DIR (a goodbooks or UCSD folder)")
+
+    previous = last_transform(con)
+    wanted = transform or previous or TransformConfig(source=source)  # type: ignore[arg-type]
+    if report.loaded or previous is None or to_json(previous) != to_json(wanted) or not table_exists(con, "matrix", "ratings"):
+        step("running SQL transforms")
+        run_transforms(con, wanted)
+        report.transformed = True
+
+    data = store.read_ratings(con)
+    for kind in kinds:
+        params = params_for(con, kind)
+        run = store.latest_run(con, kind)
+        current = (
+            run is not None
+            and run["input_fingerprint"] == data.fingerprint
+            and json.loads(run["params"]) == {"kind": kind, **as_dict(params)}
+        )
+        if current and not force:
+            continue
+        report.fitted[kind] = fit_and_publish(con, kind, params, publish, data=data, step=step)
+
+    if report.fitted or _metrics_missing(con):
+        evaluate(con, step=step)
+        report.evaluated = True
+    return report
+
+
+def _metrics_missing(con: duckdb.DuckDBPyConnection) -> bool:
+    rows = con.execute(
+        """select count(*) from main.latest_runs as l
+           where not exists (select 1 from models.metrics as m where m.run_id = l.run_id)"""
+    ).fetchall()
+    return rows[0][0] > 0
