@@ -59,10 +59,15 @@ def matrix_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     if not rows:
         raise ShelfwiseError("no rating matrix yet: run `shelfwise transform`")
     transform_id, source, params = rows[0]
+    # Parameters, the row counts each model produced, and the raw loads behind them identify the
+    # build without scanning the matrix (a re-run on the same inputs gives the same fingerprint).
     counts = con.execute(
-        "select count(*), coalesce(sum(rating), 0), count(*) filter (where split = 'test') from matrix.ratings"
-    ).fetchall()[0]
-    digest = hashlib.sha256(f"{params}|{counts}".encode()).hexdigest()[:16]
+        """select list(model || '=' || coalesce(rows, -1) order by model) from matrix.transform_log
+           where transform_id = ?""",
+        [transform_id],
+    ).fetchall()[0][0]
+    loads = con.execute("select list(sha256 order by raw_table) from raw.load_log where source = ?", [source]).fetchall()[0][0]
+    digest = hashlib.sha256(f"{params}|{counts}|{loads}".encode()).hexdigest()[:16]
     return source, digest
 
 
@@ -71,18 +76,21 @@ def read_ratings(con: duckdb.DuckDBPyConnection) -> RatingData:
     source, fingerprint = matrix_fingerprint(con)
     n_users = int(scalar(con, "select count(*) from matrix.users"))
     n_books = int(scalar(con, "select count(*) from matrix.books"))
-    arrays = con.execute(
-        "select user_idx, book_idx, rating::float as rating, split = 'test' as is_test from matrix.ratings"
-    ).fetchnumpy()
-    users = np.asarray(arrays["user_idx"], dtype=np.int32)
+    # The table is stored ordered by (user_idx, book_idx): CSR is then just counts and columns.
+    arrays = con.execute("select user_idx, book_idx, rating, split = 'test' as is_test from matrix.ratings").fetchnumpy()
+    users = np.asarray(arrays["user_idx"])
+    if len(users) > 1 and np.any(np.diff(users) < 0):  # not in stored order after all: sort once
+        order = np.lexsort((np.asarray(arrays["book_idx"]), users))
+        arrays = {k: np.asarray(v)[order] for k, v in arrays.items()}
+        users = arrays["user_idx"]
     books = np.asarray(arrays["book_idx"], dtype=np.int32)
     ratings = np.asarray(arrays["rating"], dtype=np.float32)
     is_test = np.asarray(arrays["is_test"], dtype=bool)
 
     def build(mask: np.ndarray) -> sp.csr_matrix:
-        m = sp.csr_matrix((ratings[mask], (users[mask], books[mask])), shape=(n_users, n_books))
-        m.sort_indices()
-        return m
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users[mask], minlength=n_users), out=indptr[1:])
+        return sp.csr_matrix((ratings[mask], books[mask], indptr), shape=(n_users, n_books))
 
     return RatingData(build(~is_test), build(is_test), source, fingerprint)
 

@@ -43,6 +43,8 @@ final as (
         case when is_test then 'test' else 'train' end as split,
         seq
     from split
+    -- Stored in CSR order, so Python builds the sparse matrix without sorting.
+    order by user_idx, book_idx
 )
 
 select * from final
