@@ -150,11 +150,11 @@ def download_goodbooks_cmd(dest: Path, base_url: str | None) -> None:
 @DB_OPTION
 def load(source: str, directory: Path, max_reject_fraction: float, db_path: Path) -> None:
     """Load a dataset folder's raw files into the warehouse (all files or none)."""
-    from warehouse.db import connect
+    from warehouse.db import writer
     from warehouse.load import load_dataset
 
     config = LoadConfig(source=source, directory=directory, max_reject_fraction=max_reject_fraction)  # type: ignore[arg-type]
-    with connect(db_path) as con:
+    with writer(db_path) as con:
         with status(f"loading {source} from {directory}"):
             reports = load_dataset(con, config)
     table = Table(title=f"{source} -> {db_path}")
@@ -196,7 +196,7 @@ def build_transform_config(**kw: object) -> TransformConfig:
 @DB_OPTION
 def transform(db_path: Path, **kw: object) -> None:
     """Build core.* and the filtered, indexed matrix.* tables with the SQL models."""
-    from warehouse.db import connect
+    from warehouse.db import writer
     from warehouse.runner import run_transforms
 
     config = build_transform_config(**kw)
@@ -204,7 +204,7 @@ def transform(db_path: Path, **kw: object) -> None:
     table.add_column("model")
     table.add_column("rows", justify="right")
     table.add_column("seconds", justify="right")
-    with connect(db_path) as con:
+    with writer(db_path) as con:
         with status("running SQL models"):
             results = run_transforms(con, config)
         for r in results:
@@ -224,9 +224,9 @@ def transform(db_path: Path, **kw: object) -> None:
 @click.option("--limit", type=int, default=50, help="Rows to print at most.")
 def sql(query: str, db_path: Path, limit: int) -> None:
     """Run a SQL query against the warehouse (read-only) and print the result as a table."""
-    from warehouse.db import connect
+    from warehouse.db import open_for_reading
 
-    with connect(db_path, read_only=True) as con:
+    with open_for_reading(db_path) as con:
         try:
             cursor = con.execute(query)
         except duckdb.Error as exc:
@@ -366,9 +366,9 @@ def print_metrics(rows) -> None:
 def similar(title: str, kind: str, n: int, db_path: Path) -> None:
     """Books nearest a title by cosine similarity of the model's book factors."""
     from shelfwise.pipeline import similar as find_similar
-    from warehouse.db import connect
+    from warehouse.db import open_for_reading
 
-    with connect(db_path, read_only=True) as con:
+    with open_for_reading(db_path) as con:
         book, books = find_similar(con, title, kind=kind, n=n)
     print_books(f"nearest to {book.title} ({book.authors}) under {kind}", books, "cosine")
 
@@ -392,12 +392,12 @@ def print_books(title: str, books, score_name: str, extra: list[str] | None = No
 def recommend(user_key: int | None, titles: tuple[str, ...], kind: str, n: int, more_titles: tuple[str, ...], db_path: Path) -> None:
     """Recommend for a user (never a book they rated) or for a few favourite books (never those)."""
     from shelfwise.pipeline import recommend_for_books, recommend_for_user
-    from warehouse.db import connect
+    from warehouse.db import open_for_reading
 
     titles = titles + more_titles
     if (user_key is None) == (not titles):
         raise ShelfwiseError("give either --user ID or --books TITLE [TITLE ...]")
-    with connect(db_path, read_only=True) as con:
+    with open_for_reading(db_path) as con:
         if user_key is not None:
             books = recommend_for_user(con, user_key, kind=kind, n=n)
             print_books(f"top {n} for user {user_key} under {kind}", books, "score")
