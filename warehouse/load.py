@@ -93,13 +93,69 @@ def _reader_sql(path: Path, spec: RawFile) -> str:
         return f"read_json(?, format = 'newline_delimited', columns = {{{cols}}})"
     if spec.all_text:
         return "read_csv(?, header = true, delim = ',', quote = '\"', all_varchar = true, strict_mode = true)"
-    types = ", ".join(f"'{c.name}': '{c.type}'" for c in spec.columns)
+    # Columns are read as text and cast by _typed_query: DuckDB's own cast would turn "1.5" into 2.
+    types = ", ".join(f"'{c.name}': 'VARCHAR'" for c in spec.columns)
     return (
         "read_csv(?, header = true, delim = ',', quote = '\"', "
         "store_rejects = true, rejects_table = 'shelfwise_reject_errors', "
         "rejects_scan = 'shelfwise_reject_scans', strict_mode = true, auto_detect = false, "
         f"columns = {{{types}}})"
     )
+
+
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
+def _typed_query(spec: RawFile, reader: str) -> str:
+    """Typed columns plus each row's first cast failure (``shelfwise_cast_error``, NULL when fine) and its text.
+
+    ``try_cast`` alone accepts "1.5" (as 2), "1e3" and "0x10", so an integer may hold only digits,
+    signs and spaces.
+    """
+    casts, checks = [], []
+    for c in spec.columns:
+        if c.type == "VARCHAR":
+            casts.append(c.name)
+            continue
+        casts.append(f"try_cast({c.name} as {c.type}) as {c.name}")
+        bad = f"try_cast({c.name} as {c.type}) is null"
+        if c.type in INTEGER_TYPES:
+            bad += f" or regexp_matches({c.name}, '[^0-9 +-]')"
+        kind = "an integer" if c.type in INTEGER_TYPES else f"a valid {c.type}"
+        checks.append(f"when {c.name} is not null and ({bad}) then 'column {c.name}: \"' || {c.name} || '\" is not {kind}'")
+    error = ("case " + " ".join(checks) + " end") if checks else "null::varchar"
+    text = " || ',' || ".join(f"coalesce({c.name}, '')" for c in spec.columns)
+    return (
+        f"select {', '.join(casts)}, shelfwise_cast_error is not null as shelfwise_cast_failed, shelfwise_cast_error, "
+        f"case when shelfwise_cast_error is not null then {text} end as shelfwise_raw_text "
+        f"from (select *, {error} as shelfwise_cast_error from {reader})"
+    )
+
+
+def _gzip_break_line(path: Path) -> int | None:
+    """The line on which a gzip file's data stops decompressing, or None if it reads to its end."""
+    newlines = 0
+    stream = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 16):
+                while chunk:
+                    if stream.eof:  # a file may hold several gzip members, one after another
+                        stream = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                    newlines += stream.decompress(chunk).count(b"\n")
+                    chunk = stream.unused_data
+    except zlib.error:
+        return newlines + 1
+    return None if stream.eof else newlines + 1
+
+
+def _read_error(path: Path, exc: duckdb.Error) -> BadInputError:
+    message = _first_line(str(exc))
+    if path.suffix == ".gz":
+        line = _gzip_break_line(path)
+        if line is not None:
+            return BadInputError(f"{path}: line {line}: gzip data ends early or is corrupt (truncated download?): {message}")
+    return BadInputError(f"{path}: cannot read: {message}")
 
 
 def _first_line(message: str) -> str:
@@ -110,26 +166,33 @@ def _load_one(
     con: duckdb.DuckDBPyConnection, path: Path, spec: RawFile, load_id: int, max_reject_fraction: float
 ) -> tuple[int, int, int]:
     """Replace ``raw.<table>`` with the file's valid rows; returns (read, loaded, rejected)."""
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{path}: line 1: file is empty (0 bytes)")
+    typed = spec.fmt == "csv" and not spec.all_text
     if spec.fmt == "csv":
         check_header(path, spec)
-        if not spec.all_text:
+        if typed:
             _check_column_order(path, spec)
     target = f"raw.{spec.table}"
     staging = f"raw.__loading_{spec.table}"
-    select_cols = "*" if spec.all_text else ", ".join(c.name for c in spec.columns)
+    reader = _reader_sql(path, spec)
+    if typed:
+        query = _typed_query(spec, reader)
+    else:
+        query = f"select {'*' if spec.all_text else ', '.join(c.name for c in spec.columns)} from {reader}"
     con.execute("drop table if exists shelfwise_reject_errors")
     con.execute("drop table if exists shelfwise_reject_scans")
     try:
         con.execute(
-            f"create or replace table {staging} as select {select_cols} from {_reader_sql(path, spec)}",
+            f"create or replace table {staging} as {query}",
             [str(path)],
         )
     except duckdb.Error as exc:
-        raise BadInputError(f"{path}: cannot read: {_first_line(str(exc))}") from exc
+        raise _read_error(path, exc) from exc
 
-    # Rows the reader refused (bad casts, wrong column counts, bad bytes): exact lines from DuckDB.
+    # Rows the reader refused (wrong column counts, broken quotes, bad bytes): exact lines from DuckDB.
     cast_rejects = 0
-    if spec.fmt == "csv" and not spec.all_text:
+    if typed:
         cast_rejects = int(scalar(con, "select count(*) from shelfwise_reject_errors"))
         if cast_rejects:
             con.execute(
@@ -138,7 +201,7 @@ def _load_one(
                    from shelfwise_reject_errors""",
                 [load_id, str(path)],
             )
-    # Rows that parse but break a rule: out of range, missing value, duplicate key.
+    # Rows that parse but break a rule: not an integer, out of range, missing value, duplicate key.
     value_rejects = _reject_rule_breakers(con, staging, path, spec, load_id)
     loaded = int(scalar(con, f"select count(*) from {staging}"))
     rejected = cast_rejects + value_rejects
@@ -154,7 +217,8 @@ def _load_one(
             f"{path}: line {first[0]}: {first[1]} ({rejected:,} of {read:,} rows bad; "
             f"more than {max_reject_fraction:.1%} rejected, load stopped)"
         )
-    con.execute(f"create or replace table {target} as select * from {staging}")
+    columns = "*" if spec.all_text else ", ".join(c.name for c in spec.columns)
+    con.execute(f"create or replace table {target} as select {columns} from {staging}")
     con.execute(f"drop table {staging}")
     return read, loaded, rejected
 
@@ -170,7 +234,11 @@ def _check_column_order(path: Path, spec: RawFile) -> None:
 def _reject_rule_breakers(
     con: duckdb.DuckDBPyConnection, staging: str, path: Path, spec: RawFile, load_id: int
 ) -> int:
+    typed = spec.fmt == "csv" and not spec.all_text
     conditions: list[str] = []
+    if typed:
+        # A flag, not the message: every column the window below touches is held in memory for all rows.
+        conditions.append("when shelfwise_cast_failed then '#cast'")
     for c in spec.columns:
         if not c.nullable:
             conditions.append(f"when {c.name} is null then 'column {c.name}: missing value'")
@@ -178,30 +246,36 @@ def _reject_rule_breakers(
             conditions.append(f"when {c.name} < {c.minimum} then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'")
         if c.maximum is not None:
             conditions.append(f"when {c.name} > {c.maximum} then 'column {c.name}: ' || {c.name} || ' is above {c.maximum:g}'")
-    if spec.key:
-        key = ", ".join(spec.key)
-        conditions.append(
-            f"when row_number() over (partition by {key} order by rowid) > 1 "
-            f"then 'duplicate ({key}) pair, first seen on an earlier line'"
-        )
-    if not conditions:
+    if not conditions and not spec.key:
         return 0
-    reason = "case " + " ".join(conditions) + " end"
-    text = " || ',' || ".join(f"coalesce(cast({c.name} as varchar), '')" for c in spec.columns)
+    reason = ("case " + " ".join(conditions) + " end") if conditions else "null::varchar"
+    if spec.key:
+        # A duplicate is judged among rows that pass the other rules: the first valid occurrence is kept.
+        key = ", ".join(spec.key)
+        reason = (
+            f"coalesce({reason}, case when row_number() over (partition by ({reason}) is null, {key} order by rowid) > 1 "
+            f"then 'duplicate ({key}) pair, first seen on an earlier line' end)"
+        )
+    text = " || ',' || ".join(f"coalesce(cast(s.{c.name} as varchar), '')" for c in spec.columns)
+    message = "bad.reason"
+    if typed:
+        text = f"coalesce(s.shelfwise_raw_text, {text})"
+        message = "case when bad.reason = '#cast' then s.shelfwise_cast_error else bad.reason end"
     con.execute(
         f"""create or replace temp table shelfwise_bad as
-            with numbered as (select rowid as rid, *, {reason} as reason from {staging})
-            select rid, {text} as raw_text, reason from numbered where reason is not null"""
+            with judged as (select rowid as rid, {reason} as reason from {staging}),
+            bad as (select rid, reason from judged where reason is not null)
+            select bad.rid, {text} as raw_text, {message} as reason
+            from {staging} as s inner join bad on bad.rid = s.rowid"""
     )
     n_bad = int(scalar(con, "select count(*) from shelfwise_bad"))
     if n_bad:
         # Row ids of a table made in this transaction start at an offset; the data index is rid - min.
         # Lines the reader refused are not in the table, so add back each one that comes earlier.
         base = scalar(con, f"select min(rowid) from {staging}")
-        has_cast = spec.fmt == "csv" and not spec.all_text
         cast_lines = (
             "select line - 1 - row_number() over (order by line) as idx from shelfwise_reject_errors"
-            if has_cast
+            if typed
             else "select null::bigint as idx where false"
         )
         first_line = 2 if spec.fmt == "csv" else 1
@@ -245,7 +319,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, config: LoadConfig) -> list[Fil
                 [spec.table],
             ).fetchall()
             if last and last[0][0] == digest:
-                log.info("%s unchanged since its last load; skipped", path)
+                log.debug("%s unchanged since its last load; skipped", path)
                 reports.append(FileReport(str(path), spec.table, 0, 0, 0, skipped=True))
                 continue
             log.info("loading %s into raw.%s", path, spec.table)

@@ -1,5 +1,6 @@
 -- The indexed rating matrix with a deterministic train/test split.
--- random: a seeded hash of (user, book) puts test_fraction of ratings in test.
+-- random: a seeded hash of (user_key, book_key) puts test_fraction of ratings in test; hashing keys,
+-- not indices, keeps a rating's side stable when other filters re-index the matrix.
 -- temporal: each user's latest test_fraction of ratings (by source row order, seq) are test.
 -- grain: one row per (user_idx, book_idx); key: (user_idx, book_idx)
 -- upstream: matrix.filtered_ratings, matrix.users, matrix.books
@@ -17,7 +18,7 @@ books as (
 ),
 
 indexed as (
-    select u.user_idx, b.book_idx, r.rating, r.is_read, r.seq
+    select u.user_idx, b.book_idx, r.user_key, r.book_key, r.rating, r.is_read, r.seq
     from ratings as r
     inner join users as u on u.user_key = r.user_key
     inner join books as b on b.book_key = r.book_key
@@ -29,7 +30,7 @@ split as (
             when $split = 'temporal' then
                 row_number() over (partition by user_idx order by seq desc)
                     <= round($test_fraction * count(*) over (partition by user_idx))
-            else (hash(user_idx, book_idx, $seed) % 1000000) < $test_fraction * 1000000
+            else (hash(user_key, book_key, $seed) % 1000000) < $test_fraction * 1000000
         end as is_test
     from indexed
 ),
