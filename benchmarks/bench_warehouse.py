@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/bench_warehouse.py goodbooks [--data DIR]        # default: generate full size into benchmarks/out
-  python benchmarks/bench_warehouse.py ucsd --interactions 229000000  # generates with benchmarks/make_ucsd.py first
+  python benchmarks/bench_warehouse.py ucsd --interactions 229000000  # generates the file first (shelfwise generate ucsd)
 Targets (2 cores): goodbooks <= 15 s; UCSD 229M <= 10 min with peak RSS <= 12 GB.
 Each step runs in a fresh process so its peak RSS is its own.
 """
@@ -36,7 +36,7 @@ def main() -> None:
     else:
         data = args.data or OUT / f"ucsd-{args.interactions}"
         if not (data / "goodreads_interactions.csv").exists() and args.data is None:
-            wall, rss = timed([sys.executable, "benchmarks/make_ucsd.py", "--dest", str(data), "--interactions", str(args.interactions)])
+            wall, rss = timed(CLI + ["generate", "ucsd", "--dest", str(data), "--interactions", str(args.interactions)])
             print(f"generate UCSD {args.interactions:,}: {wall:.1f}s, peak RSS {rss:.2f} GB")
         transform = ["transform", "--source", "ucsd"]
     db = OUT / f"bench-{args.source}.duckdb"
