@@ -80,12 +80,12 @@ def generate() -> None:
 @click.option("--ratings", "n_ratings", type=click.IntRange(min=1), default=5_976_479, help="Number of ratings.")
 @click.option("--users", "n_users", type=click.IntRange(min=1), default=53_424, help="Number of users.")
 @click.option("--books", "n_books", type=click.IntRange(min=1), default=None, help="Use only the N most-rated real books (default: all 10,000).")
-@click.option("--seed", type=int, default=42, help="Random seed; the same seed writes the same bytes.")
+@click.option("--seed", type=click.IntRange(min=0), default=42, help="Random seed; the same seed writes the same bytes.")
 @click.option(
     "--books-csv",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=Path("data/sample/goodbooks/books.csv.gz"),
-    help="The real goodbooks books.csv (plain or .gz) whose books the ratings are about.",
+    default=Path("data/goodbooks-10k/books.csv.gz"),
+    help="The real goodbooks books.csv (plain or .gz) whose books the ratings are about; tags.csv and book_tags.csv beside it are used too.",
 )
 def generate_goodbooks_cmd(dest: Path, n_ratings: int, n_users: int, n_books: int | None, seed: int, books_csv: Path) -> None:
     """Goodbooks-shaped ratings over the real books, with planted author/series/tag tastes."""
@@ -104,7 +104,7 @@ def generate_goodbooks_cmd(dest: Path, n_ratings: int, n_users: int, n_books: in
 @generate.command("ucsd")
 @click.option("--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
 @click.option("--interactions", "n_interactions", type=click.IntRange(min=1), required=True, help="Rows of goodreads_interactions.csv (the real dump has about 229M).")
-@click.option("--seed", type=int, default=42, help="Random seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=42, help="Random seed.")
 def generate_ucsd_cmd(dest: Path, n_interactions: int, seed: int) -> None:
     """UCSD Goodreads-format files (interactions, id maps, books JSON) in bounded memory."""
     from warehouse.generate import generate_ucsd
