@@ -33,7 +33,8 @@ def fit_biases(
     -------
     FactorModel with ``global_mean``, ``user_bias`` and ``book_bias`` set.
     """
-    train = sp.csr_matrix(train, dtype=np.float64)
+    train = sp.csr_matrix(train, dtype=np.float64, copy=True)
+    train.eliminate_zeros()  # a stored zero is a missing rating too (and would misalign data and nonzero())
     if train.nnz == 0:
         raise ValueError("cannot fit biases on an empty matrix")
     mu = float(train.data.mean())

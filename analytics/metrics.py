@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,10 @@ def rating_metrics(
 
 
 def top_n(scores: np.ndarray, exclude: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` best-scored books per row, never one in ``exclude[rows]``.
+    """Indices of the ``n`` best-scored books per row, never one in ``exclude[rows]`` while others remain.
+
+    A row with fewer than ``n`` books outside ``exclude`` is padded after them with excluded ones,
+    which are -inf in ``scores``: callers drop those by their score.
 
     Parameters
     ----------
@@ -126,8 +130,10 @@ def ranking_metrics(
     shown = np.zeros(train.shape[1], dtype=bool)
     for start in range(0, len(eval_users), block):
         users = eval_users[start : start + block]
-        top = top_n(score_fn(users), train, users, k)
-        shown[top.ravel()] = True
+        scores = score_fn(users)
+        top = top_n(scores, train, users, k)
+        # A user with fewer than k unrated books gets rated ones (scored -inf) as padding: not shown.
+        shown[top[np.isfinite(np.take_along_axis(scores, top, axis=1))]] = True
         rel_rows = relevant[users]
         # hits[j, r]: is the r-th recommendation of user j relevant?
         hits = np.zeros(top.shape, dtype=bool)
@@ -139,8 +145,9 @@ def ranking_metrics(
         prec[sl] = n_hits / k
         rec[sl] = n_hits / n_u
         ideal = np.cumsum(discounts)[np.minimum(n_u, k) - 1]
-        ndcg[sl] = (hits * discounts).sum(axis=1) / ideal
-        precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+        # top has min(k, n_books) columns: a catalogue smaller than k still divides precision by k.
+        ndcg[sl] = (hits * discounts[: top.shape[1]]).sum(axis=1) / ideal
+        precision_at = np.cumsum(hits, axis=1) / np.arange(1, top.shape[1] + 1)
         ap[sl] = (precision_at * hits).sum(axis=1) / np.minimum(n_u, k)
     ones = np.ones(len(eval_users))
     out = []
@@ -175,13 +182,12 @@ def auc_against_random(
         scores = score_fn(users)
         pos = positives[users].toarray() != 0
         neg = ~pos & (train[users].toarray() == 0)
-        # Mann-Whitney U: walk each row in ascending score order counting negatives passed so far.
-        order = np.argsort(scores, axis=1, kind="stable")
-        neg_sorted = np.take_along_axis(neg, order, axis=1)
-        neg_below_sorted = np.cumsum(neg_sorted, axis=1) - neg_sorted
-        pos_sorted = np.take_along_axis(pos, order, axis=1)
-        u_stat = np.where(pos_sorted, neg_below_sorted, 0).sum(axis=1)
-        n_pairs = pos.sum(axis=1) * neg.sum(axis=1)
+        # Mann-Whitney U from average ranks among the row's positives and negatives only, so a
+        # tie counts one half (a constant scorer is at chance, whatever the books' positions).
+        ranks = rankdata(np.where(pos | neg, scores, np.nan), axis=1, nan_policy="omit")
+        n_pos = pos.sum(axis=1)
+        u_stat = np.where(pos, ranks, 0).sum(axis=1) - n_pos * (n_pos + 1) / 2
+        n_pairs = n_pos * neg.sum(axis=1)
         aucs[start : start + len(users)] = u_stat / np.maximum(n_pairs, 1)
     lo, hi = _bootstrap(aucs, np.ones(len(aucs)), rng, n_boot)
     return Metric("to_read_auc", None, float(aucs.mean()) if len(aucs) else np.nan, lo, hi)

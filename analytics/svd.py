@@ -41,7 +41,8 @@ def fit_svd(
     -------
     FactorModel with ``user_factors = U sqrt(S)`` and ``book_factors = V sqrt(S)`` (float32).
     """
-    train = sp.csr_matrix(train, dtype=np.float64)
+    train = sp.csr_matrix(train, dtype=np.float64, copy=True)
+    train.eliminate_zeros()  # a stored zero is a missing rating too (and would misalign data and nonzero())
     n_users, n_books = train.shape
     if not 0 < k < min(n_users, n_books):
         raise ValueError(f"k={k} must be between 1 and min(n_users, n_books) - 1 = {min(n_users, n_books) - 1}")

@@ -33,6 +33,10 @@ Progress = Callable[[str], None]
 def fit_model(kind: str, train: sp.csr_matrix, params: Any, *, on_iteration: Callable[[int, float], None] | None = None) -> FactorModel:
     """Dispatch to the pure fitting function of ``kind`` with its typed params."""
     p = as_dict(params)
+    if np.any(train.data == 0):
+        # Stored zeros are missing ratings, not ratings of 0, for every kind.
+        train = sp.csr_matrix(train, copy=True)
+        train.eliminate_zeros()
     if kind == "baseline":
         return fit_biases(train, **p)
     if kind == "svd":

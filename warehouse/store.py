@@ -168,7 +168,12 @@ def publish_run(
     atomicity: it raises after every write, just before the commit.
     """
     with transaction(con):
-        kind = scalar(con, "select kind from models.runs where run_id = ?", [run_id])
+        kind, fitted_on = con.execute(
+            "select kind, input_fingerprint from models.runs where run_id = ?", [run_id]
+        ).fetchall()[0]
+        # The run stores today's index mapping, so it must be the mapping the model was fitted on.
+        if matrix_fingerprint(con)[1] != fitted_on:
+            raise ShelfwiseError(f"run {run_id}: the matrix was rebuilt during the fit; fit again")
         con.execute(
             "insert into models.run_books select ?, book_idx, book_key from matrix.books", [run_id]
         )
