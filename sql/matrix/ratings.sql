@@ -24,15 +24,26 @@ indexed as (
     inner join books as b on b.book_key = r.book_key
 ),
 
-split as (
-    select *,
-        case
-            when $split = 'temporal' then
-                row_number() over (partition by user_idx order by seq desc)
-                    <= round($test_fraction * count(*) over (partition by user_idx))
-            else (hash(user_key, book_key, $seed) % 1000000) < $test_fraction * 1000000
-        end as is_test
+-- Only one branch yields rows: a bound parameter folds to a constant, so the other is pruned
+-- (the temporal window over every user is not paid for a random split).
+random_split as (
+    select *, (hash(user_key, book_key, $seed) % 1000000) < $test_fraction * 1000000 as is_test
     from indexed
+    where $split = 'random'
+),
+
+temporal_split as (
+    select *,
+        row_number() over (partition by user_idx order by seq desc)
+            <= round($test_fraction * count(*) over (partition by user_idx)) as is_test
+    from indexed
+    where $split = 'temporal'
+),
+
+split as (
+    select * from random_split
+    union all
+    select * from temporal_split
 ),
 
 final as (
