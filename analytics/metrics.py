@@ -27,12 +27,16 @@ def _bootstrap(
     transform: Callable[[np.ndarray], np.ndarray] = lambda x: x,
     level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile interval of ``transform(sum num / sum den)`` resampling users with replacement."""
+    """Percentile interval of ``transform(sum num / sum den)`` resampling users.
+
+    Poisson bootstrap: each user's count in a resample is Poisson(1), the large-n limit of the
+    multinomial counts of drawing n users with replacement. It is vectorised (200 x 53k draws in
+    milliseconds, where exact multinomial draws took seconds per metric on full goodbooks).
+    """
     n = len(per_user_num)
     if n == 0:
         return (np.nan, np.nan)
-    # Multinomial counts per resample are the same as drawing users with replacement.
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    weights = rng.poisson(1.0, size=(n_boot, n)).astype(np.float64)
     stats = transform((weights @ per_user_num) / np.maximum(weights @ per_user_den, 1e-12))
     tail = (1 - level) / 2
     return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
