@@ -221,6 +221,21 @@ def publish_snapshot(db_path: Path | str) -> Path:
 
 
 def open_for_reading(db_path: Path | str) -> duckdb.DuckDBPyConnection:
-    """A short-lived read-only connection: the snapshot when there is one, else the file itself."""
+    """A short-lived read-only connection: the snapshot when there is one, else the file itself.
+
+    The file is attached to a fresh in-memory database rather than opened by path: DuckDB caches
+    open databases by path within a process, so while any connection to the old snapshot is open a
+    path-based open would keep serving the replaced file.
+    """
     snap = snapshot_path(db_path)
-    return connect(snap if snap.exists() else db_path, read_only=True)
+    target = snap if snap.exists() else Path(db_path)
+    if not target.exists():
+        raise ShelfwiseError(f"no warehouse at {db_path}: run `shelfwise load goodbooks DIR` first")
+    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit()})
+    try:
+        con.execute(f"attach '{str(target).replace(chr(39), chr(39) * 2)}' as warehouse (read_only)")
+    except duckdb.Error as exc:
+        con.close()
+        raise ShelfwiseError(f"cannot open warehouse {target}: {str(exc).strip().splitlines()[0]}") from exc
+    con.execute("use warehouse")
+    return con

@@ -1,0 +1,92 @@
+"""Biases: books rated above or below the average whoever reads them, and how generous users are."""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, dcc, html
+
+from dashboards import figures, queries
+from dashboards.components import card, controls, describe_failure, graph, page, setup_page
+from dashboards.figures import KIND_LABELS
+from dashboards.settings import current_settings
+from shelfwise.errors import ShelfwiseError
+
+dash.register_page(__name__, path="/biases", name="Biases", title="Shelfwise · Biases", order=2)
+
+
+EXTREMES = 15
+STEPS = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000)
+
+
+def layout(**_query: str) -> html.Div:
+    """The model picker, the minimum-ratings slider (steps that fit this warehouse) and four charts."""
+    settings = current_settings()
+    status = queries.status_of(settings.db_path)
+    if not status.ready or not status.bias_kinds:
+        return setup_page(status, settings.db_path)
+    try:
+        with queries.reading(settings.db_path) as con:
+            most = queries.max_book_ratings(con)
+    except Exception as exc:  # the figures' callback will say what is wrong
+        describe_failure(exc)
+        most = 0
+    steps = [s for s in STEPS if s <= most] or [0]
+    default = next((s for s in (100, 50, 25, 10) if s in steps and s * 4 <= most), steps[0])
+    kinds = [k for k in ("mf", "svd", "baseline") if k in status.bias_kinds]
+    return page(
+        "Biases",
+        "A rating model learns how much better or worse than average each book is rated whoever reads it (its bias), "
+        "and how generous each reader is. Raise the minimum to keep rarely rated books out of the extremes.",
+        controls(
+            ("Model", dcc.RadioItems(id="bia-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in kinds],
+                                     value=kinds[0], inline=True, className="radio")),
+            ("Minimum ratings per book (in the matrix)", html.Div(dcc.Slider(
+                id="bia-min", min=0, max=len(steps) - 1, step=1, value=steps.index(default),
+                marks={i: f"{s:,}" for i, s in enumerate(steps)}, included=False, allow_direct_input=False,
+            ), className="slider")),
+        ),
+        dcc.Store(id="bia-steps", data=steps),
+        html.Div([card(None, graph("bia-top", height=540)), card(None, graph("bia-bottom", height=540))], className="grid-2"),
+        html.Div([card(None, graph("bia-scatter", height=460)), card(None, graph("bia-users", height=460))], className="grid-2"),
+        page_id="bia-page",
+    )
+
+
+def draw(kind: str, step: int, steps: list[int], _version):
+    """The four charts for a model's latest run and a minimum number of ratings per book."""
+    settings = current_settings()
+    minimum = steps[min(max(int(step or 0), 0), len(steps) - 1)] if steps else 0
+    try:
+        with queries.reading(settings.db_path) as con:
+            run_id = queries.latest_runs(con, (kind,)).get(kind)
+            if run_id is None:
+                raise ShelfwiseError(f"No published {KIND_LABELS.get(kind, kind)} run.")
+            top = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=True)
+            bottom = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=False)
+            points = queries.bias_points(con, run_id, minimum, settings.max_points)
+            users = queries.user_bias_histogram(con, run_id)
+    except Exception as exc:
+        message = figures.message_figure(describe_failure(exc))
+        return message, message, message, message
+    run = f"{KIND_LABELS.get(kind, kind)} run #{run_id}"
+    books = f"{run}; books with at least {minimum:,} ratings"
+    return (
+        figures.with_subtitle(figures.bias_bars(top, highest=True), books),
+        figures.with_subtitle(figures.bias_bars(bottom, highest=False), books),
+        figures.with_subtitle(figures.bias_scatter(points), books),
+        figures.with_subtitle(figures.user_bias_histogram(users), run),
+    )
+
+
+def register_callbacks(app: dash.Dash) -> None:
+    """Wire this page's callbacks to ``app`` (create_app calls it for every app it builds)."""
+    app.callback(
+        Output("bia-top", "figure"),
+        Output("bia-bottom", "figure"),
+        Output("bia-scatter", "figure"),
+        Output("bia-users", "figure"),
+        Input("bia-kind", "value"),
+        Input("bia-min", "value"),
+        Input("bia-steps", "data"),
+        Input("app-data-version", "data"),
+    )(draw)

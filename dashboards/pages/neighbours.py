@@ -1,0 +1,162 @@
+"""Neighbours: a book's nearest books under each factor model side by side, and centroid recommendations."""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, dcc, html, no_update
+
+from dashboards import queries
+from dashboards.components import (
+    book_list, book_options, book_row, card, controls, describe_failure, notice, page, setup_page,
+)
+from dashboards.figures import KIND_LABELS
+from dashboards.settings import current_settings
+
+dash.register_page(__name__, path="/neighbours", name="Neighbours", title="Shelfwise · Neighbours", order=3)
+
+
+def layout(book: str | None = None, **_query: str) -> html.Div:
+    """The book picker (preselected by ``?book=KEY``), the per-model columns and the favourites form."""
+    settings = current_settings()
+    status = queries.status_of(settings.db_path)
+    if not status.ready or not status.map_kinds:
+        return setup_page(status, settings.db_path)
+    selected = int(book) if book and book.isdigit() else None
+    options: list[dict] = []
+    if selected is not None:
+        try:
+            with queries.reading(settings.db_path) as con:
+                options = book_options(queries.books_by_key(con, [selected]))
+        except Exception as exc:  # the page still opens, just without the book chosen
+            describe_failure(exc)
+        if not options:
+            selected = None
+    kind = "mf" if "mf" in status.map_kinds else status.map_kinds[0]
+    return page(
+        "Neighbours",
+        "Type a title: each model lists the books whose vectors point the same way (cosine similarity). "
+        "Pick a few favourites below for recommendations near their centre.",
+        card("Find a book", dcc.Dropdown(id="nbr-book", options=options, value=selected,
+                                         placeholder="Type a title or author, e.g. The Da Vinci Code", className="dd-search wide")),
+        html.Div(id="nbr-columns", className="grid-3"),
+        card(
+            "Recommend from favourites",
+            html.P("Books nearest the centroid of your favourites' unit vectors; never one of the favourites.", className="muted"),
+            controls(
+                ("Favourite books", dcc.Dropdown(id="nbr-favs", multi=True, placeholder="Add books…", className="dd-search wide")),
+                ("Model", dcc.RadioItems(id="nbr-fav-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
+                                         value=kind, inline=True, className="radio")),
+            ),
+            html.Div(id="nbr-recs"),
+        ),
+        page_id="nbr-page",
+    )
+
+
+def _search(text: str | None, chosen: list[int]) -> list[dict]:
+    """Typeahead options: books of the latest factor runs matching what was typed (the most-rated
+    when nothing is), with the chosen books first so they keep their labels."""
+    settings = current_settings()
+    with queries.reading(settings.db_path) as con:
+        runs = list(queries.latest_runs(con, queries.MAP_KINDS).values())
+        found = queries.search_books(con, text or "", runs, settings.search_limit)
+        return book_options(found, queries.books_by_key(con, chosen))
+
+
+def book_typeahead(text: str | None, value: int | None):
+    """Options for the book picker from what was typed."""
+    try:
+        return _search(text, [value] if value is not None else [])
+    except Exception as exc:
+        describe_failure(exc)
+        return no_update
+
+
+def favourites_typeahead(text: str | None, value: list[int] | None):
+    """Options for the favourites picker from what was typed."""
+    try:
+        return _search(text, list(value or []))
+    except Exception as exc:
+        describe_failure(exc)
+        return no_update
+
+
+def columns(book_key: int | None, _version):
+    """One column per factor model: the book's stored nearest neighbours under its latest run."""
+    if book_key is None:
+        return html.Div(notice("Choose a book to compare its neighbours under each model."), className="span-all")
+    settings = current_settings()
+    try:
+        with queries.reading(settings.db_path) as con:
+            runs = queries.latest_runs(con, queries.MAP_KINDS)
+            lists = {kind: queries.neighbours(con, run_id, book_key, settings.neighbours) for kind, run_id in runs.items()}
+    except Exception as exc:
+        return html.Div(notice(describe_failure(exc), "warn"), className="span-all")
+    out = []
+    for kind, run_id in runs.items():
+        near = lists[kind]
+        if near.is_empty():
+            body = notice("This book is not in this model (filtered out when it was fitted).")
+        else:
+            body = book_list([
+                book_row(r["book_key"], r["title"], r["authors"], r["image_url"], rank=r["rank"], score=r["score"],
+                         score_label="cosine similarity")
+                for r in near.iter_rows(named=True)
+            ], list_id=f"nbr-list-{kind}")
+        out.append(card(f"{KIND_LABELS[kind]} · run #{run_id}", body, class_name="column", card_id=f"nbr-col-{kind}"))
+    return out
+
+
+def recommendations(favourites: list[int] | None, kind: str, _version):
+    """Books nearest the favourites' centroid under the chosen model, each with its closest favourite."""
+    if not favourites:
+        return notice("Add one or more favourite books to get recommendations.")
+    settings = current_settings()
+    try:
+        with queries.reading(settings.db_path) as con:
+            run_id = queries.latest_runs(con, (kind,)).get(kind)
+            if run_id is None:
+                return notice(f"No published {KIND_LABELS.get(kind, kind)} run.", "warn")
+            found, recs = queries.favourite_recommendations(con, run_id, [int(f) for f in favourites], settings.recommendations)
+    except Exception as exc:
+        return notice(describe_failure(exc), "warn")
+    if not found:
+        return notice("None of these books is in this model.", "warn")
+    missing = len(favourites) - len(found)
+    items = [
+        book_row(r.book.book_key, r.book.title, r.book.authors, r.book.image_url, rank=i, score=r.book.score,
+                 score_label="cosine similarity to the centroid", detail=f"closest favourite: {r.because[0][0]}" if r.because else None)
+        for i, r in enumerate(recs, 1)
+    ]
+    head = html.P(
+        f"{KIND_LABELS.get(kind, kind)} run #{run_id}, centroid of {len(found)} favourite{'s' if len(found) != 1 else ''}"
+        + (f" ({missing} not in this model)" if missing else "") + ".", className="muted",
+    )
+    return [head, book_list(items, list_id="nbr-rec-list")]
+
+
+def register_callbacks(app: dash.Dash) -> None:
+    """Wire this page's callbacks to ``app`` (create_app calls it for every app it builds)."""
+    app.callback(
+        Output("nbr-book", "options"),
+        Input("nbr-book", "search_value"),
+        State("nbr-book", "value"),
+        prevent_initial_call=True,
+    )(book_typeahead)
+    app.callback(
+        Output("nbr-favs", "options"),
+        Input("nbr-favs", "search_value"),
+        State("nbr-favs", "value"),
+        prevent_initial_call=True,
+    )(favourites_typeahead)
+    app.callback(
+        Output("nbr-columns", "children"),
+        Input("nbr-book", "value"),
+        Input("app-data-version", "data"),
+    )(columns)
+    app.callback(
+        Output("nbr-recs", "children"),
+        Input("nbr-favs", "value"),
+        Input("nbr-fav-kind", "value"),
+        Input("app-data-version", "data"),
+    )(recommendations)

@@ -1,0 +1,670 @@
+"""Every read the dashboard makes: parameterised SQL over short-lived read-only connections.
+
+Pages never hold a connection: a callback opens one with ``reading(db_path)``, calls the functions
+here, and closes it. Each connection sees one snapshot of the warehouse, so everything a callback
+reads is consistent even while ``shelfwise refresh`` replaces the snapshot. Values are always bound
+parameters; the only identifiers formatted into SQL come from the allow-lists in this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from analytics.neighbours import centroid_recommendations, closest_favourite, normalise_rows
+from shelfwise import pipeline
+from shelfwise.errors import ShelfwiseError
+from shelfwise.params import FACTOR_KINDS, RATING_KINDS
+from warehouse.db import open_for_reading, snapshot_path, table_exists
+
+log = logging.getLogger(__name__)
+
+# Kinds whose book vectors the maps, neighbours and recommendations use, and kinds with learned
+# rating biases (the popularity baseline stores popularity in book_bias, which is not a bias).
+MAP_KINDS: tuple[str, ...] = FACTOR_KINDS
+BIAS_KINDS: tuple[str, ...] = RATING_KINDS
+
+# Colour options of the embedding map -> SQL expression over the aliases of projection_points().
+COLOUR_COLUMNS: dict[str, str] = {
+    "tag": "b.top_tag",
+    "year": "b.publication_year",
+    "rating": "b.average_rating",
+    "bias": "bb.bias",
+    "popularity": "mb.n_ratings",
+}
+
+
+class WarehouseUnavailable(ShelfwiseError):
+    """The warehouse cannot be read right now; ``missing`` when there is no file at all."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+# ----------------------------------------------------------------------------- connections
+
+
+def data_version(db_path: Path) -> str | None:
+    """A token that changes whenever a writer publishes: the snapshot's name, mtime and size.
+
+    A stat, not a query, so the browser can poll it cheaply. None when there is no warehouse.
+    """
+    for path in (snapshot_path(db_path), Path(db_path)):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        return f"{path.name}:{st.st_mtime_ns}:{st.st_size}"
+    return None
+
+
+@contextmanager
+def reading(db_path: Path, *, attempts: int = 5, pause: float = 0.05) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the warehouse snapshot, closed when the block ends.
+
+    Opening is retried briefly (``pause * attempt`` seconds between tries, ~0.75 s in all): the
+    file can be locked for a moment when there is no snapshot yet and a writer holds the warehouse.
+    """
+    if data_version(db_path) is None:
+        raise WarehouseUnavailable(f"no warehouse at {db_path}", missing=True)
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            con = open_for_reading(db_path)
+            break
+        except (ShelfwiseError, duckdb.Error) as exc:
+            last = exc
+            log.debug("opening %s failed (attempt %d): %s", db_path, attempt, exc)
+            time.sleep(pause * attempt)
+    else:
+        missing = data_version(db_path) is None
+        raise WarehouseUnavailable(f"cannot read the warehouse at {db_path}: {last}", missing=missing) from last
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pl.DataFrame:
+    """A query's result as a polars frame (fully consumed)."""
+    return con.sql(sql, params=params or {}).pl()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[tuple]:
+    """A query's rows as tuples (fully consumed)."""
+    return con.execute(sql, params or {}).fetchall()
+
+
+# ----------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class WarehouseStatus:
+    """How far the warehouse has been built: what the setup page ticks off."""
+
+    exists: bool
+    loaded_files: int = 0
+    transformed: bool = False
+    published: tuple[str, ...] = ()
+    evaluated: bool = False
+
+    @property
+    def ready(self) -> bool:
+        """Enough to show the pages: a built matrix and at least one published model."""
+        return self.transformed and bool(self.published)
+
+    @property
+    def map_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in MAP_KINDS if k in self.published)
+
+    @property
+    def bias_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in BIAS_KINDS if k in self.published)
+
+
+def warehouse_status(con: duckdb.DuckDBPyConnection) -> WarehouseStatus:
+    """What the warehouse holds; never raises for a half-built or foreign file."""
+
+    def has(schema: str, table: str) -> bool:
+        return table_exists(con, schema, table)
+
+    loaded = rows(con, "select count(*) from raw.load_log")[0][0] if has("raw", "load_log") else 0
+    transformed = all(has(s, t) for s, t in (("core", "books"), ("core", "ratings"), ("matrix", "ratings")))
+    published: tuple[str, ...] = ()
+    evaluated = False
+    if has("models", "runs"):
+        published = tuple(r[0] for r in rows(con, "select distinct kind from models.runs where published order by kind"))
+        evaluated = rows(con, "select count(*) from models.metrics")[0][0] > 0 if has("models", "metrics") else False
+    return WarehouseStatus(True, int(loaded), transformed, published, evaluated)
+
+
+def status_of(db_path: Path) -> WarehouseStatus:
+    """The status, or a not-existing status when the file is missing or unreadable."""
+    try:
+        with reading(db_path) as con:
+            return warehouse_status(con)
+    except WarehouseUnavailable:
+        return WarehouseStatus(False)
+
+
+def header_summary(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The newest published run (for the header), or None."""
+    found = rows(
+        con,
+        "select run_id, kind, finished_at from models.runs where published order by run_id desc limit 1",
+    )
+    if not found:
+        return None
+    run_id, kind, finished = found[0]
+    return {"run_id": int(run_id), "kind": kind, "finished_at": finished}
+
+
+# ----------------------------------------------------------------------------- overview
+
+
+def source_summary(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """One row per loaded source: raw files of its latest loads, rejected rows, books, last load.
+
+    Users and ratings per source come from activity() (one scan of core.ratings serves both).
+    """
+    return frame(
+        con,
+        """
+        with latest_loads as (
+            select * from raw.load_log
+            qualify row_number() over (partition by source, raw_table order by load_id desc) = 1
+        ),
+        loads as (
+            select source, count(*) as files, sum(rows_rejected) as rejected, max(loaded_at) as loaded_at
+            from latest_loads group by source
+        ),
+        books as (select source, count(*) as books from core.books group by source)
+        select l.source, l.files, coalesce(b.books, 0) as books, l.rejected, l.loaded_at
+        from loads as l
+        left join books as b on b.source = l.source
+        order by l.source
+        """,
+    )
+
+
+def load_files(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The latest load of each raw table."""
+    return frame(
+        con,
+        """
+        select source, raw_table, file, size, rows_read, rows_rejected, loaded_at
+        from raw.load_log
+        qualify row_number() over (partition by source, raw_table order by load_id desc) = 1
+        order by source, raw_table
+        """,
+    )
+
+
+def reject_reasons(con: duckdb.DuckDBPyConnection, limit: int = 5) -> pl.DataFrame:
+    """The most frequent reasons rows were rejected at load: reason, n."""
+    return frame(
+        con,
+        "select reason, count(*) as n from raw.rejects group by reason order by n desc, reason limit $limit",
+        {"limit": limit},
+    )
+
+
+def rating_distribution(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Ratings per star value and source."""
+    return frame(
+        con,
+        """select source, rating, count(*) as n from core.ratings
+           where rating is not null group by source, rating order by source, rating""",
+    )
+
+
+def latest_transform(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """Params of the latest matrix build and its sizes (from the transform log), or None before one."""
+    found = rows(
+        con,
+        """select transform_id, source, params, max(finished_at) as finished_at,
+               max(rows) filter (where model = 'matrix.users') as users,
+               max(rows) filter (where model = 'matrix.books') as books,
+               max(rows) filter (where model = 'matrix.ratings') as ratings
+           from matrix.transform_log
+           group by transform_id, source, params
+           order by transform_id desc limit 1""",
+    )
+    if not found:
+        return None
+    transform_id, source, params, finished, users, books, ratings = found[0]
+    return {
+        "transform_id": int(transform_id), "source": source, "params": json.loads(params), "finished_at": finished,
+        "users": int(users or 0), "books": int(books or 0), "ratings": int(ratings or 0),
+    }
+
+
+def activity(con: duckdb.DuckDBPyConnection, per: str) -> pl.DataFrame:
+    """How many users (``per='user'``) or books (``per='book'``) of each source have exactly n ratings.
+
+    One scan of core.ratings. Columns: source, n (ratings; 0 = only unrated interactions), count,
+    interactions (rated or not). Summing count gives the users (books) of a source, summing
+    n * count its ratings.
+    """
+    key = {"user": "user_key", "book": "book_key"}[per]  # allow-list
+    return frame(
+        con,
+        f"""
+        with counts as (
+            select source, {key}, count(rating) as n, count(*) as interactions
+            from core.ratings group by source, {key}
+        )
+        select source, n, count(*) as count, sum(interactions) as interactions
+        from counts group by source, n order by source, n
+        """,
+    )
+
+
+def runs(con: duckdb.DuckDBPyConnection, limit: int = 100) -> pl.DataFrame:
+    """Every recorded run, newest first, with whether it is the latest published of its kind."""
+    return frame(
+        con,
+        """
+        with latest as (select kind, max(run_id) as run_id from models.runs where published group by kind)
+        select r.run_id, r.kind, r.source, r.params, r.started_at, r.finished_at, r.seconds, r.status,
+            r.published, (l.run_id is not null) as latest
+        from models.runs as r
+        left join latest as l on l.run_id = r.run_id
+        order by r.run_id desc
+        limit $limit
+        """,
+        {"limit": limit},
+    )
+
+
+# ----------------------------------------------------------------------------- runs and books
+
+
+def published_runs(con: duckdb.DuckDBPyConnection, kind: str) -> pl.DataFrame:
+    """Published runs of a kind, newest first: run_id, finished_at, seconds."""
+    return frame(
+        con,
+        """select run_id, finished_at, seconds from models.runs
+           where published and kind = $kind order by run_id desc""",
+        {"kind": kind},
+    )
+
+
+def latest_runs(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> dict[str, int]:
+    """The latest published run id of each of ``kinds`` that has one."""
+    found = rows(
+        con,
+        """select kind, max(run_id) from models.runs
+           where published and list_contains($kinds, kind) group by kind""",
+        {"kinds": list(kinds)},
+    )
+    by_kind = {k: int(r) for k, r in found}
+    return {k: by_kind[k] for k in kinds if k in by_kind}
+
+
+def run_kind(con: duckdb.DuckDBPyConnection, run_id: int) -> str | None:
+    """The kind of a published run, or None when it is gone (retention) or not published."""
+    found = rows(con, "select kind from models.runs where run_id = $run and published", {"run": run_id})
+    return found[0][0] if found else None
+
+
+def projection_methods(con: duckdb.DuckDBPyConnection, run_id: int) -> list[str]:
+    """The 2-D maps the run stored ('pca', 'tsne')."""
+    found = rows(con, "select distinct method from models.projections where run_id = $run order by method", {"run": run_id})
+    return [r[0] for r in found]
+
+
+def projection_points(
+    con: duckdb.DuckDBPyConnection, run_id: int, method: str, colour: str, max_points: int
+) -> tuple[pl.DataFrame, int]:
+    """The run's 2-D map of books, at most ``max_points`` of them, and the total number.
+
+    A larger map is sampled by a hash of the book index: deterministic, and the same books in
+    every projection of the run. Columns: book_key, x, y, title, authors, colour.
+    """
+    expr = COLOUR_COLUMNS[colour]  # allow-list
+    total = rows(
+        con, "select count(*) from models.projections where run_id = $run and method = $method",
+        {"run": run_id, "method": method},
+    )[0][0]
+    sample = "order by hash(p.book_idx) limit $max_points" if total > max_points else ""
+    params = {"run": run_id, "method": method}
+    if sample:
+        params["max_points"] = max_points
+    points = frame(
+        con,
+        f"""
+        with points as (
+            select p.book_idx, p.x, p.y from models.projections as p
+            where p.run_id = $run and p.method = $method
+            {sample}
+        )
+        select rb.book_key, p.x, p.y, b.title, b.authors, {expr} as colour
+        from points as p
+        inner join models.run_books as rb on rb.run_id = $run and rb.book_idx = p.book_idx
+        left join core.books as b on b.book_key = rb.book_key
+        left join models.book_bias as bb on bb.run_id = $run and bb.book_idx = p.book_idx
+        left join matrix.books as mb on mb.book_key = rb.book_key
+        order by rb.book_key
+        """,
+        params,
+    )
+    return points, int(total)
+
+
+def points_of_books(con: duckdb.DuckDBPyConnection, run_id: int, method: str, book_keys: list[int]) -> pl.DataFrame:
+    """Map positions of the given books (for highlighting): book_key, x, y, title, authors."""
+    if not book_keys:
+        return pl.DataFrame(schema={"book_key": pl.Int64, "x": pl.Float64, "y": pl.Float64, "title": pl.String, "authors": pl.String})
+    return frame(
+        con,
+        """
+        select rb.book_key, p.x, p.y, b.title, b.authors
+        from models.run_books as rb
+        inner join models.projections as p on p.run_id = rb.run_id and p.book_idx = rb.book_idx
+        left join core.books as b on b.book_key = rb.book_key
+        where rb.run_id = $run and p.method = $method and list_contains($keys, rb.book_key)
+        """,
+        {"run": run_id, "method": method, "keys": [int(k) for k in book_keys]},
+    )
+
+
+def search_books(con: duckdb.DuckDBPyConnection, text: str, run_ids: list[int], limit: int) -> pl.DataFrame:
+    """Books of the given runs whose title or author contains ``text`` (case-insensitive).
+
+    Exact titles first, then titles that start with the text, then the most-rated. An empty text
+    gives the most-rated books. Columns: book_key, title, authors, publication_year.
+    """
+    if not run_ids:
+        return pl.DataFrame(schema={"book_key": pl.Int64, "title": pl.String, "authors": pl.String, "publication_year": pl.Int32})
+    return frame(
+        con,
+        """
+        with books as (
+            select distinct book_key from models.run_books where list_contains($runs, run_id)
+        ),
+        query as (select lower(trim($text)) as q)
+        select b.book_key, b.title, b.authors, b.publication_year
+        from core.books as b
+        semi join books on books.book_key = b.book_key
+        cross join query
+        where query.q = '' or contains(lower(b.title), query.q) or contains(lower(b.authors), query.q)
+        order by lower(b.title) = query.q desc, starts_with(lower(b.title), query.q) desc,
+            b.ratings_count desc nulls last, b.book_key
+        limit $limit
+        """,
+        {"runs": [int(r) for r in run_ids], "text": text or "", "limit": limit},
+    )
+
+
+def books_by_key(con: duckdb.DuckDBPyConnection, book_keys: list[int]) -> pl.DataFrame:
+    """Title, authors and cover of each key that exists (any order)."""
+    if not book_keys:
+        return pl.DataFrame(schema={"book_key": pl.Int64, "title": pl.String, "authors": pl.String, "publication_year": pl.Int32, "image_url": pl.String})
+    return frame(
+        con,
+        """select book_key, title, authors, publication_year, image_url from core.books
+           where list_contains($keys, book_key)""",
+        {"keys": [int(k) for k in book_keys]},
+    )
+
+
+def neighbours(con: duckdb.DuckDBPyConnection, run_id: int, book_key: int, n: int) -> pl.DataFrame:
+    """The stored cosine neighbours of a book under a run (empty if the book is not in the run).
+
+    Columns: rank, book_key, title, authors, image_url, score.
+    """
+    return frame(
+        con,
+        """
+        with target as (
+            select book_idx from models.run_books where run_id = $run and book_key = $key
+        )
+        select n.rank, rb.book_key, b.title, b.authors, b.image_url, n.score
+        from models.book_neighbours as n
+        inner join target as t on t.book_idx = n.book_idx
+        inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.neighbour_idx
+        left join core.books as b on b.book_key = rb.book_key
+        where n.run_id = $run and n.rank <= $n
+        order by n.rank
+        """,
+        {"run": run_id, "key": int(book_key), "n": n},
+    )
+
+
+def book_vectors(con: duckdb.DuckDBPyConnection, run_id: int) -> np.ndarray:
+    """The run's book factors, float32 shape (n_books, k), row i = book_idx i."""
+    table = con.sql(
+        "select vector from models.book_factors where run_id = $run order by book_idx", params={"run": run_id}
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        raise ShelfwiseError(f"run {run_id} has no book factors")
+    flat = table.column("vector").combine_chunks().flatten().to_numpy()
+    return flat.reshape(table.num_rows, -1).astype(np.float32)
+
+
+def book_indices(con: duckdb.DuckDBPyConnection, run_id: int, book_keys: list[int]) -> dict[int, int]:
+    """book_key -> book_idx in the run, for the keys the run has."""
+    if not book_keys:
+        return {}
+    found = rows(
+        con,
+        "select book_key, book_idx from models.run_books where run_id = $run and list_contains($keys, book_key)",
+        {"run": run_id, "keys": [int(k) for k in book_keys]},
+    )
+    return {int(k): int(i) for k, i in found}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended book and the books that explain it."""
+
+    book: pipeline.Book
+    because: tuple[tuple[str, float | None], ...]  # (title, the user's rating or None) most similar first
+
+
+def favourite_recommendations(
+    con: duckdb.DuckDBPyConnection, run_id: int, book_keys: list[int], n: int
+) -> tuple[list[pipeline.Book], list[Recommendation]]:
+    """Books nearest the centroid of the favourites' unit vectors (never a favourite).
+
+    The maths is analytics.neighbours (the same as ``shelfwise recommend --books``); favourites are
+    given by key, so two books sharing a title are never confused. Returns (favourites found in the
+    run, recommendations each with its closest favourite).
+    """
+    idx_of = book_indices(con, run_id, book_keys)
+    keys = [k for k in book_keys if k in idx_of]
+    if not keys:
+        return [], []
+    fav_idx = np.array([idx_of[k] for k in keys], dtype=np.int64)
+    vectors = book_vectors(con, run_id)
+    rec_idx, scores = centroid_recommendations(vectors, fav_idx, n=n)
+    favourites = pipeline.books_by_idx(con, run_id, fav_idx)
+    books = pipeline.books_by_idx(con, run_id, rec_idx, scores)
+    closest = closest_favourite(vectors, rec_idx, fav_idx) if len(rec_idx) else []
+    return favourites, [Recommendation(b, ((favourites[int(c)].title or "", None),)) for b, c in zip(books, closest)]
+
+
+# ----------------------------------------------------------------------------- users
+
+
+def search_users(con: duckdb.DuckDBPyConnection, text: str, run_id: int, limit: int) -> pl.DataFrame:
+    """Users of a run whose id starts with ``text`` (all users when empty), most active first.
+
+    Columns: user_key, n_ratings (in the current matrix; null if the matrix was rebuilt without them).
+    """
+    return frame(
+        con,
+        """
+        select ru.user_key, mu.n_ratings
+        from models.run_users as ru
+        left join matrix.users as mu on mu.user_key = ru.user_key
+        where ru.run_id = $run and starts_with(cast(ru.user_key as varchar), trim($text))
+        order by mu.n_ratings desc nulls last, ru.user_key
+        limit $limit
+        """,
+        {"run": run_id, "text": text or "", "limit": limit},
+    )
+
+
+def user_exists(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> bool:
+    """Whether the run was fitted with this user."""
+    return bool(rows(con, "select 1 from models.run_users where run_id = $run and user_key = $user", {"run": run_id, "user": int(user_key)}))
+
+
+def random_user(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int = 20) -> int | None:
+    """A random user of the run with at least ``min_ratings`` ratings in the matrix (any if none)."""
+    found = rows(
+        con,
+        """select ru.user_key from models.run_users as ru
+           left join matrix.users as mu on mu.user_key = ru.user_key
+           where ru.run_id = $run
+           order by coalesce(mu.n_ratings, 0) >= $min desc, random() limit 1""",
+        {"run": run_id, "min": min_ratings},
+    )
+    return int(found[0][0]) if found else None
+
+
+def user_ratings(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, limit: int) -> tuple[pl.DataFrame, int]:
+    """The user's ratings in the run's source, best first, and how many there are in all.
+
+    Columns: book_key, title, authors, image_url, rating.
+    """
+    params = {"run": run_id, "user": int(user_key)}
+    source = "(select source from models.runs where run_id = $run)"
+    total = rows(
+        con, f"select count(*) from core.ratings where user_key = $user and source = {source} and rating is not null", params
+    )[0][0]
+    rated = frame(
+        con,
+        f"""
+        select r.book_key, b.title, b.authors, b.image_url, r.rating
+        from core.ratings as r
+        left join core.books as b on b.book_key = r.book_key
+        where r.user_key = $user and r.source = {source} and r.rating is not null
+        order by r.rating desc, b.ratings_count desc nulls last, r.book_key
+        limit $limit
+        """,
+        {**params, "limit": limit},
+    )
+    return rated, int(total)
+
+
+def user_recommendations(
+    con: duckdb.DuckDBPyConnection, kind: str, user_key: int, n: int, *, support: int = 3
+) -> list[Recommendation]:
+    """The user's top-``n`` books under ``kind`` (shelfwise.pipeline: never a book they rated), each
+    with the ``support`` rated books whose vectors are most cosine-similar to it.
+
+    The reasons come from the books the user liked (rated 4 or 5) when there are enough of them: a
+    disliked book near a recommendation explains it badly.
+    """
+    books = pipeline.recommend_for_user(con, user_key, kind=kind, n=n)
+    run_id = pipeline.run_for(con, kind)
+    rated = rows(
+        con,
+        """
+        select rb.book_idx, b.title, r.rating
+        from core.ratings as r
+        inner join models.run_books as rb on rb.run_id = $run and rb.book_key = r.book_key
+        left join core.books as b on b.book_key = r.book_key
+        where r.user_key = $user and r.rating is not null
+            and r.source = (select source from models.runs where run_id = $run)
+        """,
+        {"run": run_id, "user": int(user_key)},
+    )
+    liked = [r for r in rated if r[2] >= 4]
+    if len(liked) >= support:
+        rated = liked
+    if not books or not rated:
+        return [Recommendation(b, ()) for b in books]
+    unit = normalise_rows(book_vectors(con, run_id))
+    rated_idx = np.array([r[0] for r in rated], dtype=np.int64)
+    sims = unit[np.array([b.book_idx for b in books])] @ unit[rated_idx].T  # (n_recs, n_rated)
+    out = []
+    for b, row in zip(books, sims):
+        best = np.argsort(-row, kind="stable")[:support]
+        out.append(Recommendation(b, tuple((rated[i][1] or "", float(rated[i][2])) for i in best)))
+    return out
+
+
+# ----------------------------------------------------------------------------- biases
+
+
+BIAS_COLUMNS = """
+    select rb.book_key, b.title, b.authors, bb.bias, mb.n_ratings, mb.mean_rating, b.average_rating
+    from models.book_bias as bb
+    inner join models.run_books as rb on rb.run_id = bb.run_id and rb.book_idx = bb.book_idx
+    left join core.books as b on b.book_key = rb.book_key
+    left join matrix.books as mb on mb.book_key = rb.book_key
+    where bb.run_id = $run and coalesce(mb.n_ratings, 0) >= $min
+"""
+
+
+def extreme_biases(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, n: int, *, highest: bool) -> pl.DataFrame:
+    """The ``n`` books with the highest (or lowest) learned bias among those with enough ratings.
+
+    Columns: book_key, title, authors, bias, n_ratings, mean_rating, average_rating.
+    """
+    order = "desc" if highest else "asc"  # allow-list of two
+    return frame(
+        con, f"{BIAS_COLUMNS} order by bb.bias {order}, rb.book_key limit $n",
+        {"run": run_id, "min": min_ratings, "n": n},
+    )
+
+
+def bias_points(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, max_points: int) -> pl.DataFrame:
+    """Bias and mean rating of the run's books with enough ratings (a hash sample if many)."""
+    return frame(
+        con, f"{BIAS_COLUMNS} order by hash(bb.book_idx) limit $max",
+        {"run": run_id, "min": min_ratings, "max": max_points},
+    )
+
+
+def max_book_ratings(con: duckdb.DuckDBPyConnection) -> int:
+    """The most ratings any book has in the current matrix (the slider's range)."""
+    return int(rows(con, "select coalesce(max(n_ratings), 0) from matrix.books")[0][0])
+
+
+def user_bias_histogram(con: duckdb.DuckDBPyConnection, run_id: int, width: float = 0.05) -> pl.DataFrame:
+    """Learned user biases binned ``width`` wide: lo, hi, count."""
+    return frame(
+        con,
+        """
+        select floor(bias / $w) * $w as lo, floor(bias / $w) * $w + $w as hi, count(*) as count
+        from models.user_bias where run_id = $run group by 1, 2 order by 1
+        """,
+        {"run": run_id, "w": width},
+    )
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def metrics(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every stored metric of every run that still exists, with its run's kind and time.
+
+    Columns: run_id, kind, published, latest, finished_at, split, metric, k, value, ci_low, ci_high.
+    """
+    return frame(
+        con,
+        """
+        with latest as (select kind, max(run_id) as run_id from models.runs where published group by kind)
+        select m.run_id, r.kind, r.published, (l.run_id is not null) as latest, r.finished_at,
+            m.split, m.metric, m.k, m.value, m.ci_low, m.ci_high
+        from models.metrics as m
+        inner join models.runs as r on r.run_id = m.run_id
+        left join latest as l on l.run_id = m.run_id
+        order by r.kind, m.run_id, m.metric
+        """,
+    )
