@@ -26,7 +26,7 @@ KIND_COLOURS = {
 }
 KIND_LABELS = {
     "global_mean": "global mean", "popularity": "popularity", "baseline": "baseline (biases)",
-    "svd": "SVD", "als": "ALS (implicit)", "mf": "MF (SGD)",
+    "svd": "SVD", "als": "ALS (implicit)", "mf": "MF (biased)",
 }
 COLOUR_LABELS = {
     "tag": "Top tag", "year": "Publication year", "rating": "Average rating (Goodreads)",
