@@ -46,12 +46,12 @@ def test_overview_shows_the_data_the_long_tail_and_every_run(browser, warehouse:
 def test_embeddings_switch_model_and_projection_search_and_click(browser, warehouse: Path) -> None:
     mf, svd = latest_run(warehouse, "mf"), latest_run(warehouse, "svd")
     browser.open("/embeddings")
-    tsne = browser.wait_figure("emb-map", lambda f: f"MF (SGD) run #{mf}, t-SNE" in f["title"], "the MF t-SNE map")
+    tsne = browser.wait_figure("emb-map", lambda f: f"MF (biased) run #{mf}, t-SNE" in f["title"], "the MF t-SNE map")
     n_books = sql(warehouse, "select count(*) from models.run_books where run_id = ?", [mf])[0][0]
     assert f"{n_books:,} books" in tsne["title"] and sum(tsne["sizes"][:-2]) == n_books
 
     browser.radio("emb-method", "PCA")
-    pca = browser.wait_figure("emb-map", lambda f: f"MF (SGD) run #{mf}, PCA" in f["title"], "the MF PCA map")
+    pca = browser.wait_figure("emb-map", lambda f: f"MF (biased) run #{mf}, PCA" in f["title"], "the MF PCA map")
     assert pca["fingerprint"] != tsne["fingerprint"]
 
     browser.radio("emb-kind", "SVD")
@@ -59,7 +59,7 @@ def test_embeddings_switch_model_and_projection_search_and_click(browser, wareho
     assert svd_map["fingerprint"] != pca["fingerprint"]
     assert "t-SNE (not stored)" in browser.texts("#emb-method label")  # only MF was fitted with t-SNE
 
-    browser.radio("emb-kind", "MF (SGD)")
+    browser.radio("emb-kind", "MF (biased)")
     browser.wait(lambda: "t-SNE" in browser.texts("#emb-method label"), "t-SNE offered again for MF")
     browser.radio("emb-method", "t-SNE")
     browser.wait_figure("emb-map", lambda f: "t-SNE" in f["title"] and f"#{mf}" in f["title"], "the MF t-SNE map again")
@@ -96,7 +96,7 @@ def test_biases_extremes_follow_the_minimum_and_the_model(browser, warehouse: Pa
     browser.wait_figure("bia-bottom", lambda f: f["title"].startswith("Generally bad"), "the lowest biases")
     browser.wait_figure("bia-scatter", lambda f: f["sizes"][0] > 50, "bias against average rating")
     browser.wait_figure("bia-users", lambda f: f["title"] == "User bias distribution", "the user-bias histogram")
-    assert f"MF (SGD) run #{latest_run(warehouse, 'mf')}" in top["subtitle"]
+    assert f"MF (biased) run #{latest_run(warehouse, 'mf')}" in top["subtitle"]
     before = top["subtitle"]
     target = next(m for m in browser.driver.find_elements("css selector", ".dash-slider-mark") if m.text.strip() == "10")
     browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
@@ -105,8 +105,8 @@ def test_biases_extremes_follow_the_minimum_and_the_model(browser, warehouse: Pa
     assert lowered["subtitle"] != before
     browser.radio("bia-kind", "SVD")
     browser.wait_figure("bia-top", lambda f: f"SVD run #{latest_run(warehouse, 'svd')}" in f["subtitle"], "the SVD biases")
-    browser.radio("bia-kind", "MF (SGD)")
-    browser.wait_figure("bia-top", lambda f: "MF (SGD)" in f["subtitle"], "the MF biases")
+    browser.radio("bia-kind", "MF (biased)")
+    browser.wait_figure("bia-top", lambda f: "MF (biased)" in f["subtitle"], "the MF biases")
     browser.screenshot("biases")
     browser.assert_no_console_errors()
 
@@ -148,8 +148,8 @@ def test_neighbours_of_the_da_vinci_code_and_recommendations_from_favourites(bro
     browser.wait_text("#nbr-recs", "centroid of 3 favourites")
     browser.wait(lambda: len(browser.attrs("#nbr-rec-list .book", "data-book-key")) == 10, "ten ALS recommendations")
     assert not set(browser.attrs("#nbr-rec-list .book", "data-book-key")) & keys
-    browser.radio("nbr-fav-kind", "MF (SGD)")
-    browser.wait_text("#nbr-recs", "MF (SGD) run #")
+    browser.radio("nbr-fav-kind", "MF (biased)")
+    browser.wait_text("#nbr-recs", "MF (biased) run #")
     browser.screenshot("neighbours")
     browser.assert_no_console_errors()
 
@@ -159,7 +159,7 @@ def test_users_get_recommendations_they_never_rated(browser, warehouse: Path) ->
     rated = {str(k) for k, in sql(warehouse, "select book_key from core.ratings where user_key = ? and rating is not null", [user])}
     browser.open("/users")
     browser.pick("usr-user", str(user), f"User {user} ")
-    for kind, label in (("mf", "MF (SGD)"), ("als", "ALS (implicit)"), ("svd", "SVD")):
+    for kind, label in (("mf", "MF (biased)"), ("als", "ALS (implicit)"), ("svd", "SVD")):
         browser.radio("usr-kind", label)
         browser.wait_text("#usr-recs", f"{label} run #{latest_run(warehouse, kind)}")
         browser.wait(lambda: len(browser.attrs("#usr-rec-list .book", "data-book-key")) == 10, f"ten {kind} recommendations")
@@ -167,8 +167,8 @@ def test_users_get_recommendations_they_never_rated(browser, warehouse: Path) ->
         assert not recommended & rated, kind
         assert set(browser.attrs("#usr-rated-list .book", "data-book-key")) <= rated
         assert all(t.startswith("because they rated") for t in browser.texts("#usr-rec-list .book-detail"))
-    browser.radio("usr-kind", "MF (SGD)")
-    browser.wait_text("#usr-recs", "MF (SGD) run #")
+    browser.radio("usr-kind", "MF (biased)")
+    browser.wait_text("#usr-recs", "MF (biased) run #")
     browser.screenshot("users")
 
     browser.click("#usr-random")
@@ -182,7 +182,7 @@ def test_models_compare_every_run_with_intervals(browser, warehouse: Path) -> No
     evaluated = [r for r, in sql(warehouse, "select distinct run_id from models.metrics where split = 'test' order by 1")]
     browser.open("/models")
     fig = browser.wait_figure("mdl-chart", lambda f: f["title"].startswith("Test-split metrics"), "the metrics chart")
-    assert {"MF (SGD)", "SVD", "ALS (implicit)", "baseline (biases)"} <= set(fig["names"])
+    assert {"MF (biased)", "SVD", "ALS (implicit)", "baseline (biases)"} <= set(fig["names"])
     for run_id in evaluated:
         browser.wait_for(f'#mdl-metrics-table tr[data-run-id="{run_id}"]')
     rmse = sql(warehouse, "select value from models.metrics where run_id = ? and metric = 'rmse'", [latest_run(warehouse, "mf")])[0][0]
