@@ -21,16 +21,28 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def tsne_2d(vectors: np.ndarray, *, perplexity: float = 30.0, random_state: int = 42, n_jobs: int = 2) -> np.ndarray:
-    """openTSNE embedding on cosine distance, initialised from PCA, float64 shape (n, 2)."""
+def tsne_2d(
+    vectors: np.ndarray, *, perplexity: float = 30.0, n_iter: int = 400, random_state: int = 42, n_jobs: int = 2
+) -> np.ndarray:
+    """openTSNE map of the rows' directions (cosine geometry), initialised from PCA, float64 (n, 2).
+
+    Rows are scaled to unit length and compared by Euclidean distance, which orders neighbours
+    exactly as cosine does but lets openTSNE use its fast Annoy index (its cosine path was ~2x
+    slower here). 400 optimisation steps after the exaggeration phase, not 500: the map of 10k
+    books is settled by then and a refresh pays for three maps.
+    """
     from openTSNE import TSNE
 
-    x = np.asarray(vectors, dtype=np.float64)
+    from analytics.neighbours import normalise_rows
+
+    x = normalise_rows(vectors).astype(np.float64)
     perplexity = min(perplexity, max(2.0, (len(x) - 1) / 3))
     embedding = TSNE(
         n_components=2,
         perplexity=perplexity,
-        metric="cosine",
+        metric="euclidean",
+        neighbors="annoy",
+        n_iter=n_iter,
         initialization="pca",
         random_state=random_state,
         n_jobs=n_jobs,
