@@ -175,7 +175,7 @@ def header_summary(con: duckdb.DuckDBPyConnection) -> dict | None:
 def source_summary(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row per loaded source: raw files of its latest loads, rejected rows, books, last load.
 
-    Users and ratings per source come from activity() (one scan of core.ratings serves both).
+    Users and ratings per source come from activity() (core.user_activity).
     """
     return frame(
         con,
@@ -219,12 +219,39 @@ def reject_reasons(con: duckdb.DuckDBPyConnection, limit: int = 5) -> pl.DataFra
     )
 
 
+def activity_built(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the warehouse has core.user_activity and core.book_activity.
+
+    The transform builds them; a warehouse transformed before they existed lacks them until the next
+    ``shelfwise transform``, and the Overview says so instead of scanning core.ratings.
+    """
+    return table_exists(con, "core", "user_activity") and table_exists(con, "core", "book_activity")
+
+
 def rating_distribution(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Ratings per star value and source."""
+    """Ratings per star value and source (star values no rating has are left out).
+
+    Summed from core.book_activity (one row per book), not counted in core.ratings (one per rating).
+    Columns: source, rating, n.
+    """
     return frame(
         con,
-        """select source, rating, count(*) as n from core.ratings
-           where rating is not null group by source, rating order by source, rating""",
+        """
+        with per_source as (
+            select source,
+                sum(ratings_1) as "1", sum(ratings_2) as "2", sum(ratings_3) as "3",
+                sum(ratings_4) as "4", sum(ratings_5) as "5"
+            from core.book_activity
+            group by source
+        ),
+        per_star as (
+            unpivot per_source on "1", "2", "3", "4", "5" into name rating value n
+        )
+        select source, cast(rating as tinyint) as rating, cast(n as bigint) as n
+        from per_star
+        where n > 0
+        order by source, rating
+        """,
     )
 
 
@@ -252,20 +279,19 @@ def latest_transform(con: duckdb.DuckDBPyConnection) -> dict | None:
 def activity(con: duckdb.DuckDBPyConnection, per: str) -> pl.DataFrame:
     """How many users (``per='user'``) or books (``per='book'``) of each source have exactly n ratings.
 
-    One scan of core.ratings. Columns: source, n (ratings; 0 = only unrated interactions), count,
+    Read from core.user_activity (core.book_activity), one row per user (book), so the Overview never
+    scans core.ratings. Columns: source, n (ratings; 0 = only unrated interactions), count,
     interactions (rated or not). Summing count gives the users (books) of a source, summing
     n * count its ratings.
     """
-    key = {"user": "user_key", "book": "book_key"}[per]  # allow-list
+    table = {"user": "core.user_activity", "book": "core.book_activity"}[per]  # allow-list
     return frame(
         con,
         f"""
-        with counts as (
-            select source, {key}, count(rating) as n, count(*) as interactions
-            from core.ratings group by source, {key}
-        )
-        select source, n, count(*) as count, sum(interactions) as interactions
-        from counts group by source, n order by source, n
+        select source, n_ratings as n, count(*) as count, cast(sum(n_interactions) as bigint) as interactions
+        from {table}
+        group by source, n_ratings
+        order by source, n
         """,
     )
 

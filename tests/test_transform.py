@@ -494,3 +494,31 @@ def test_ucsd_editions_of_one_work_collapse_to_the_users_strongest_signal(tmp_db
         (9, -555, 4, True),     # a book missing from goodreads_books keeps its own (negative) key
     ]
     assert rows(tmp_db, "select seq from core.ratings where user_key = 7") == [(1,)]  # the later edition's row
+
+
+# --------------------------------------------------------------------------- core.user_activity, core.book_activity
+
+
+def test_activity_counts_every_source_before_the_filters_with_unrated_shelvings_apart(tmp_db):
+    insert_ratings(tmp_db, [(1, 1, 5), (1, 2, 4), (2, 1, 5), (2, 2, 1), (3, 1, 3)])
+    # UCSD user 1 is not goodbooks user 1; (user, book_csv, is_read, rating, is_reviewed), rating 0 = shelved only.
+    tmp_db.execute("insert into raw.ucsd_interactions values (1, 5, 1, 4, 0), (1, 6, 0, 0, 0), (4, 6, 0, 0, 0)")
+
+    transform(tmp_db, min_user_ratings=2, min_book_ratings=2)  # the filters cut user 3 from the matrix, not here
+
+    assert rows(tmp_db, "select * from core.user_activity order by all") == [
+        # source, user_key, n_ratings, n_interactions
+        ("goodbooks", 1, 2, 2),
+        ("goodbooks", 2, 2, 2),
+        ("goodbooks", 3, 1, 1),
+        ("ucsd", 1, 1, 2),
+        ("ucsd", 4, 0, 1),
+    ]
+    assert rows(tmp_db, "select * from core.book_activity order by all") == [
+        # source, book_key, n_ratings, n_interactions, ratings_1 .. ratings_5
+        ("goodbooks", -2, 2, 2, 1, 0, 0, 1, 0),
+        ("goodbooks", -1, 3, 3, 0, 0, 1, 0, 2),
+        ("ucsd", -6, 0, 2, 0, 0, 0, 0, 0),
+        ("ucsd", -5, 1, 1, 0, 0, 0, 1, 0),
+    ]
+    assert rows(tmp_db, "select count(*) from matrix.users") == [(2,)]

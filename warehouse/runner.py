@@ -39,6 +39,8 @@ MODELS: tuple[str, ...] = (
     "core/book_top_tags",
     "core/books",
     "core/ratings",
+    "core/user_activity",
+    "core/book_activity",
     "matrix/filtered_ratings",
     "matrix/kcore_step",
     "matrix/users",

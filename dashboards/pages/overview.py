@@ -41,19 +41,29 @@ def layout(**_query: str) -> html.Div:
     )
 
 
+# A warehouse transformed before core.user_activity / core.book_activity existed: the charts say so.
+NOT_SUMMARISED = "Ratings per user and per book are not summarised in this warehouse yet: run `shelfwise transform`."
+
+
 def fill(_version: str | None):
-    """Everything on the page, read again whenever the warehouse snapshot changes."""
+    """Everything on the page, read again whenever the warehouse snapshot changes.
+
+    The charts and counts come from the small per-user and per-book activity tables the transform
+    builds, never from a scan of core.ratings (millions of rows on full goodbooks).
+    """
     settings = current_settings()
+    distribution = per_user = per_book = None
     try:
         with queries.reading(settings.db_path) as con:
             sources = queries.source_summary(con)
             loads = queries.load_files(con)
             reasons = queries.reject_reasons(con)
-            distribution = queries.rating_distribution(con)
             transform = queries.latest_transform(con)
-            per_user = queries.activity(con, "user")
-            per_book = queries.activity(con, "book")
             all_runs = queries.runs(con)
+            if queries.activity_built(con):
+                distribution = queries.rating_distribution(con)
+                per_user = queries.activity(con, "user")
+                per_book = queries.activity(con, "book")
     except Exception as exc:  # never an error page: say what failed where the content would be
         message = describe_failure(exc)
         empty = figures.message_figure(message)
@@ -61,13 +71,24 @@ def fill(_version: str | None):
 
     params = transform["params"] if transform else {}
     source = transform["source"] if transform else (sources["source"][0] if not sources.is_empty() else "goodbooks")
-    user_tail = _rated(per_user, source)
-    book_tail = _rated(per_book, source)
+    if distribution is None or per_user is None or per_book is None:
+        user_tail = book_tail = None
+        charts = (
+            figures.message_figure(NOT_SUMMARISED, "Rating distribution"),
+            figures.message_figure(NOT_SUMMARISED, "Ratings per user (log–log)"),
+            figures.message_figure(NOT_SUMMARISED, "Ratings per book (log–log)"),
+        )
+    else:
+        user_tail = _rated(per_user, source)
+        book_tail = _rated(per_book, source)
+        charts = (
+            figures.rating_distribution(distribution),
+            figures.activity_figure(user_tail, per="user", threshold=params.get("min_user_ratings")),
+            figures.activity_figure(book_tail, per="book", threshold=params.get("min_book_ratings")),
+        )
     return (
         _kpis(sources, per_user, per_book, transform, all_runs),
-        figures.rating_distribution(distribution),
-        figures.activity_figure(user_tail, per="user", threshold=params.get("min_user_ratings")),
-        figures.activity_figure(book_tail, per="book", threshold=params.get("min_book_ratings")),
+        *charts,
         _filter_note(transform, user_tail, book_tail),
         _runs_table(all_runs),
         _loads_table(loads),
@@ -80,17 +101,28 @@ def _rated(activity: pl.DataFrame, source: str) -> pl.DataFrame:
     return activity.filter((pl.col("source") == source) & (pl.col("n") > 0)).select("n", "count")
 
 
-def _kpis(sources: pl.DataFrame, per_user: pl.DataFrame, per_book: pl.DataFrame, transform: dict | None, all_runs: pl.DataFrame) -> html.Div:
+def _kpis(sources: pl.DataFrame, per_user: pl.DataFrame | None, per_book: pl.DataFrame | None, transform: dict | None,
+          all_runs: pl.DataFrame) -> html.Div:
     names = ", ".join(sources["source"].to_list()) or "none"
-    ratings = int((per_user["n"] * per_user["count"]).sum()) if not per_user.is_empty() else 0
-    interactions = int(per_user["interactions"].sum()) if not per_user.is_empty() else 0
-    rated_books = int(per_book.filter(pl.col("n") > 0)["count"].sum()) if not per_book.is_empty() else 0
     published = all_runs.filter(pl.col("published")) if not all_runs.is_empty() else all_runs
+    books = fmt_int(sources["books"].sum() if not sources.is_empty() else 0)
+    if per_user is None or per_book is None:  # not summarised yet (see NOT_SUMMARISED)
+        users_item = ("Users", "–", "run `shelfwise transform` to count")
+        books_item = ("Books", books, "in the catalogue")
+        ratings_item = ("Ratings", "–", "run `shelfwise transform` to count")
+    else:
+        ratings = int((per_user["n"] * per_user["count"]).sum()) if not per_user.is_empty() else 0
+        interactions = int(per_user["interactions"].sum()) if not per_user.is_empty() else 0
+        rated_books = int(per_book.filter(pl.col("n") > 0)["count"].sum()) if not per_book.is_empty() else 0
+        users_item = ("Users", fmt_int(per_user["count"].sum() if not per_user.is_empty() else 0), "with at least one interaction")
+        books_item = ("Books", books, f"{fmt_int(rated_books)} rated at least once")
+        ratings_item = ("Ratings", fmt_int(ratings),
+                        f"and {fmt_int(interactions - ratings)} unrated shelvings" if interactions > ratings else "every interaction rated")
     items = [
         ("Sources", names, f"{fmt_int(sources['files'].sum() if not sources.is_empty() else 0)} raw files loaded"),
-        ("Users", fmt_int(per_user["count"].sum() if not per_user.is_empty() else 0), "with at least one interaction"),
-        ("Books", fmt_int(sources["books"].sum() if not sources.is_empty() else 0), f"{fmt_int(rated_books)} rated at least once"),
-        ("Ratings", fmt_int(ratings), f"and {fmt_int(interactions - ratings)} unrated shelvings" if interactions > ratings else "every interaction rated"),
+        users_item,
+        books_item,
+        ratings_item,
         ("Rejected rows", fmt_int(sources["rejected"].sum() if not sources.is_empty() else 0), "bad lines kept out of the load"),
     ]
     if transform:
@@ -105,13 +137,17 @@ def _filter_note(transform, per_user, per_book):
     if not transform:
         return notice("No rating matrix yet: run `shelfwise transform`.", "warn")
     p = transform["params"]
-    users_all = int(per_user["count"].sum()) if not per_user.is_empty() else 0
-    books_all = int(per_book["count"].sum()) if not per_book.is_empty() else 0
     kcore = " repeated to a k-core" if p.get("kcore") else ""
+    if per_user is None or per_book is None:  # not summarised yet: the matrix sizes alone
+        kept = f"{fmt_int(transform['users'])} users and {fmt_int(transform['books'])} books"
+    else:
+        users_all = int(per_user["count"].sum()) if not per_user.is_empty() else 0
+        books_all = int(per_book["count"].sum()) if not per_book.is_empty() else 0
+        kept = (f"{fmt_int(transform['users'])} of {fmt_int(users_all)} users and "
+                f"{fmt_int(transform['books'])} of {fmt_int(books_all)} rated books")
     return html.P([
         f"The {transform['source']} matrix keeps books with at least {fmt_int(p.get('min_book_ratings'))} ratings, then users with at least "
-        f"{fmt_int(p.get('min_user_ratings'))} ratings on them{kcore}: {fmt_int(transform['users'])} of {fmt_int(users_all)} users and "
-        f"{fmt_int(transform['books'])} of {fmt_int(books_all)} rated books. "
+        f"{fmt_int(p.get('min_user_ratings'))} ratings on them{kcore}: {kept}. "
         f"Split: {p.get('split', 'random')}, {float(p.get('test_fraction', 0)) * 100:.0f}% of ratings held out for testing "
         f"(built {fmt_when(transform['finished_at'])}).",
     ], className="note", id="ovw-filter-text")
