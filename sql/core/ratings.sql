@@ -36,19 +36,31 @@ ucsd_editions as (
     left join ucsd_books as b on b.goodreads_book_id = i.goodreads_book_id
 ),
 
--- Several UCSD editions of one work collapse to one book: keep the user's strongest signal.
--- (goodbooks books are already one per work, so only UCSD pays for this aggregate.)
-ucsd as (
+-- Works listed with several editions: only their ratings can collide on (user, work).
+multi_edition_works as (
+    select book_key from ucsd_books group by book_key having count(*) > 1
+),
+
+-- Most interactions are with single-edition works and pass through without an aggregate.
+ucsd_single as (
+    select e.* from ucsd_editions as e anti join multi_edition_works as m on m.book_key = e.book_key
+),
+
+-- Several editions of one work collapse to one book: keep the user's strongest signal.
+ucsd_collapsed as (
     select source, user_key, book_key,
         max(rating) as rating, bool_or(is_read) as is_read, max(seq) as seq
-    from ucsd_editions
+    from ucsd_editions as e
+    semi join multi_edition_works as m on m.book_key = e.book_key
     group by source, user_key, book_key
 ),
 
 final as (
     select * from goodbooks
     union all
-    select * from ucsd
+    select * from ucsd_single
+    union all
+    select * from ucsd_collapsed
 )
 
 select * from final
