@@ -40,11 +40,13 @@ class AlsParams:
 
 @dataclass(frozen=True)
 class MfParams:
-    factors: int = 16
+    factors: int = 32
     reg: float = 0.2
     reg_bias: float = 5.0
-    iterations: int = 10
+    iterations: int = 15
     init_scale: float = 0.1
+    # SVD++ term (0 = plain biased MF): each user's taste also draws on which books they rated.
+    implicit_reg: float = 100.0
     random_state: int = 42
 
 
