@@ -109,6 +109,11 @@ def _cg(matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarra
     return x
 
 
+def _gram_times(gram: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``G_u v_u`` for every row (float32 products, float64 result)."""
+    return np.einsum("nij,nj->ni", gram, v.astype(np.float32)).astype(np.float64)
+
+
 def _rowwise_dot(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
     """``sum_k a[ia, k] * b[ib, k]`` in chunks, so the gathered rows never exceed ``chunk`` cells."""
     out = np.empty(len(ia), dtype=np.float64)
@@ -129,7 +134,7 @@ def fit_mf(
     random_state: int | np.random.Generator | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
     implicit_reg: float = 0.0,
-    cg_steps: int = 3,
+    cg_steps: int = 2,
     validation: sp.csr_matrix | None = None,
     patience: int | None = None,
 ) -> FactorModel:
@@ -189,7 +194,6 @@ def fit_mf(
     n_users, n_books = r.shape
     k = factors
     max_cells = max(1, block_rows) * 64
-    users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(r.indptr))
     books = r.indices
     base = fit_biases(r, reg_user=reg_bias, reg_book=reg_bias)
     mu = base.global_mean
@@ -222,25 +226,24 @@ def fit_mf(
     history: list[float] = []
     val_history: list[float] = []
     for it in range(iterations):
-        # Users: [p_u, b_u] given books, on targets net of the implicit term.
+        # Users: [p_u, b_u] given books, on targets net of the implicit term. Every sum over a row's
+        # cells of (vector . x_i) x_i is that row's Gram matrix times the vector, so no per-rating
+        # dot products are needed: sum_i (r_ui - mu - b_i - z_u . x_i) x_i = R' x - G_u z_u.
         x = np.hstack([q, np.ones((n_books, 1))])
         gram = row_grams(r, x, max_cells=max_cells)
-        target = r.data - mu - b_i[books]
-        if implicit_reg > 0:
-            target = target - _rowwise_dot(z, x, users, books)
-        rhs = sp.csr_matrix((target, r.indices, r.indptr), shape=r.shape) @ x
+        base_rhs = sp.csr_matrix((r.data - mu - b_i[books], r.indices, r.indptr), shape=r.shape) @ x
+        rhs = base_rhs - _gram_times(gram, z) if implicit_reg > 0 else base_rhs
         solution = batched_cg(gram, damp_u, rhs, np.hstack([p, b_u[:, None]]), cg_steps)
         p, b_u = solution[:, :k], solution[:, k]
 
         if implicit_reg > 0:
-            # Y: minimise sum (t_ui - z_u . x_i)^2 + implicit_reg |Y|^2 with z = norm_rated @ Y. Its
-            # normal equations need only each user's Gram matrix of x, already computed above.
-            resid = r.data - mu - b_u[users] - b_i[books] - _rowwise_dot(p, q, users, books)
-            b = norm_rated_t @ (sp.csr_matrix((resid, r.indices, r.indptr), shape=r.shape) @ x)
+            # Y: minimise sum (t_ui - z_u . x_i)^2 + implicit_reg |Y|^2 with z = norm_rated @ Y and
+            # t_ui = r_ui - mu - b_i - [p_u, b_u] . x_i. Its normal equations need only each user's
+            # Gram matrix of x, already computed above.
+            b = norm_rated_t @ (base_rhs - _gram_times(gram, solution))
 
             def normal(v: np.ndarray) -> np.ndarray:
-                zu = norm_rated @ v
-                return norm_rated_t @ np.einsum("nij,nj->ni", gram, zu.astype(np.float32)).astype(np.float64) + implicit_reg * v
+                return norm_rated_t @ _gram_times(gram, norm_rated @ v) + implicit_reg * v
 
             y = _cg(normal, b, y, 2 * cg_steps)
             z = norm_rated @ y
@@ -250,12 +253,14 @@ def fit_mf(
         bias = b_u + z[:, k]
         xt = np.hstack([taste, np.ones((n_users, 1))])
         gram_t = row_grams(rt, xt, max_cells=max_cells)
-        rhs_t = sp.csr_matrix((rt.data - mu - bias[rt.indices], rt.indices, rt.indptr), shape=rt.shape) @ xt
+        target_t = rt.data - mu - bias[rt.indices]
+        rhs_t = sp.csr_matrix((target_t, rt.indices, rt.indptr), shape=rt.shape) @ xt
         solution = batched_cg(gram_t, damp_i, rhs_t, np.hstack([q, b_i[:, None]]), cg_steps)
         q, b_i = solution[:, :k], solution[:, k]
 
-        pred = mu + bias[users] + b_i[books] + _rowwise_dot(taste, q, users, books)
-        rmse = float(np.sqrt(np.mean((r.data - pred) ** 2)))
+        # Training error from the same sums: |t - X w|^2 = |t|^2 - 2 w . X^T t + w^T G w per book.
+        sse = float(target_t @ target_t) - 2.0 * float(np.sum(solution * rhs_t)) + float(np.sum(solution * _gram_times(gram_t, solution)))
+        rmse = float(np.sqrt(max(sse, 0.0) / max(r.nnz, 1)))
         history.append(rmse)
         if validation is not None:
             vpred = np.clip(mu + bias[val_users] + b_i[val_books] + _rowwise_dot(taste, q, val_users, val_books), 1.0, 5.0)

@@ -323,6 +323,46 @@ def fit(kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_run
 
 
 @cli.command()
+@click.argument("kinds", metavar="KIND...", nargs=-1, required=True, type=click.Choice(["baseline", "svd", "als", "mf"]))
+@click.option("--axis", "-a", "axes", multiple=True, metavar="NAME=V1,V2,...", help="Search these values of NAME instead of the default ones (adds the axis if new).")
+@click.option("--only", is_flag=True, help="Search only the --axis axes, the rest stay at their defaults.")
+@click.option("--validation-fraction", type=click.FloatRange(0.01, 0.5), default=0.15, help="Share of the train split held out for validation.")
+@click.option("--seed", type=int, default=0, help="Seed of the validation carve.")
+@click.option("--passes", type=click.IntRange(1, 5), default=2, help="Coordinate-search passes over the axes.")
+@DB_OPTION
+def tune(kinds: tuple[str, ...], axes: tuple[str, ...], only: bool, validation_fraction: float, seed: int, passes: int, db_path: Path) -> None:
+    """Search hyper-parameters on a validation carve of the train split; fit and refresh then use them.
+
+    The test split is never read: it stays for `shelfwise evaluate`. Explicit `fit -p` overrides win.
+    """
+    from shelfwise import tuning
+    from warehouse.db import writer
+
+    for kind in dict.fromkeys(kinds):
+        try:
+            given = dict(tuning.parse_axis(a, kind) for a in axes)
+        except ValueError as exc:
+            raise ShelfwiseError(f"--axis {exc}") from exc
+        if only and not given:
+            raise ShelfwiseError("--only needs at least one --axis")
+        space = tuning.with_axes(kind, given, only=only)
+        with writer(db_path) as con, _progress_step() as step:
+            result = tuning.tune(con, kind, space=space, fraction=validation_fraction, random_state=seed, passes=passes, step=step)
+        table = Table(title=f"{kind}: {len(result.trials)} points, validation {result.metric} (best first)")
+        names = tuning.axis_names(space)
+        for name in names:
+            table.add_column(name, justify="right")
+        table.add_column(result.metric, justify="right")
+        table.add_column("fit s", justify="right")
+        ranked = sorted(result.trials, key=lambda t: -t.value if result.metric != "rmse" else t.value)
+        for trial in ranked[:15]:
+            table.add_row(*(str(trial.params.get(n, "")) for n in names), f"{trial.value:.4f}", f"{trial.seconds:.1f}")
+        console.print(table)
+        chosen = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        console.print(f"tuned {kind}: {result.metric} {result.value:.4f} on validation with {chosen}")
+
+
+@cli.command()
 @click.option("--k", type=click.IntRange(min=1), default=10, help="Cut-off of the top-N metrics.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=200, help="Bootstrap resamples of users for the intervals.")
 @DB_OPTION

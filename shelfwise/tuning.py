@@ -62,8 +62,8 @@ SPACES: dict[str, dict[str | tuple[str, ...], Any]] = {
         "reg_book": [5.0, 10.0, 20.0],
     },
     "mf": {
-        "implicit_reg": [0.0, 30.0, 100.0, 300.0],
-        "reg": [0.15, 0.2, 0.25, 0.3],
+        "implicit_reg": [0.0, 30.0, 60.0, 100.0, 300.0],
+        "reg": [0.15, 0.2, 0.22, 0.25, 0.3],
         "factors": [16, 32, 64],
         "reg_bias": [2.0, 5.0, 10.0],
     },
@@ -166,7 +166,7 @@ def carve_validation(
     train = sp.csr_matrix(train)
     users = np.repeat(np.arange(train.shape[0], dtype=np.uint64), np.diff(train.indptr))
     cell = users * np.uint64(train.shape[1]) + train.indices.astype(np.uint64)
-    seed = _mix64(np.array([random_state], dtype=np.uint64))[0]
+    seed = _mix64(np.array([random_state % (1 << 64)], dtype=np.uint64))[0]
     with np.errstate(over="ignore"):
         u = _mix64(cell ^ seed) >> np.uint64(11)  # 53 bits -> a uniform double in [0, 1)
     held = u.astype(np.float64) / float(1 << 53) < fraction
@@ -362,7 +362,17 @@ def tuned_params(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, Any]:
     rows = con.execute(
         "select params from models.tuned where kind = ? order by tuned_at desc, tune_id desc limit 1", [kind]
     ).fetchall()
-    return json.loads(rows[0][0]) if rows else {}
+    if not rows:
+        return {}
+    from shelfwise.params import PARAMS
+
+    params = json.loads(rows[0][0])
+    known = {f.name for f in dataclasses.fields(PARAMS[kind])}
+    stale = sorted(set(params) - known)
+    if stale:
+        # Tuned before a parameter was renamed or removed: keep the rest rather than fail every fit.
+        log.warning("ignoring tuned %s parameter(s) the model no longer has: %s", kind, ", ".join(stale))
+    return {k: v for k, v in params.items() if k in known}
 
 
 def params_for(con: duckdb.DuckDBPyConnection, kind: str, overrides: dict[str, Any] | None = None) -> Any:
@@ -382,14 +392,17 @@ def parse_axis(item: str, kind: str) -> tuple[str, list[Any]]:
     out: list[Any] = []
     for raw in values.split(","):
         raw = raw.strip()
-        if isinstance(default, bool):
-            out.append(raw.lower() in ("1", "true", "yes", "on"))
-        elif isinstance(default, int):
-            out.append(int(raw))
-        elif isinstance(default, float):
-            out.append(float(raw))
-        else:
-            out.append(raw)
+        try:
+            if isinstance(default, bool):
+                out.append(raw.lower() in ("1", "true", "yes", "on"))
+            elif isinstance(default, int):
+                out.append(int(raw))
+            elif isinstance(default, float):
+                out.append(float(raw))
+            else:
+                out.append(raw)
+        except ValueError as exc:
+            raise ValueError(f"{item!r}: {exc}") from exc
     if any(isinstance(v, float) and not math.isfinite(v) for v in out):
         raise ValueError(f"{item!r}: values must be finite")
     return name, out

@@ -79,7 +79,7 @@ def random_ratings(n_users: int, n_books: int, density: float, seed: int) -> sp.
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), fraction=st.floats(0.05, 0.5), density=st.floats(0.05, 0.9))
+@given(seed=st.integers(-(2**63), 2**64 - 1), fraction=st.floats(0.05, 0.5), density=st.floats(0.05, 0.9))
 def test_carve_partitions_train_and_is_seeded(seed, fraction, density):
     train = random_ratings(40, 30, density, seed=1)
     fit, val = carve_validation(train, fraction=fraction, random_state=seed)
@@ -189,6 +189,14 @@ def test_tune_stores_one_row_that_fit_uses_and_overrides_beat(warehouse):
     run_id = fit_and_publish(warehouse, "baseline", tuned, PublishConfig(neighbours=3, tsne=False))
     stored = json.loads(warehouse.execute("select params from models.runs where run_id = ?", [run_id]).fetchall()[0][0])
     assert stored == {"kind": "baseline", **result.params}
+
+
+def test_a_stale_tuned_parameter_is_dropped_not_fatal(warehouse, caplog):
+    tune(warehouse, "svd", space={"k": [2]})
+    warehouse.execute("""update models.tuned set params = json_merge_patch(params, '{"rank": 3}')""")
+    assert tuned_params(warehouse, "svd")["k"] == 2 and "rank" not in tuned_params(warehouse, "svd")
+    assert params_for(warehouse, "svd").k == 2
+    assert "no longer has: rank" in caplog.text
 
 
 def test_the_latest_tune_of_a_kind_wins(warehouse):
@@ -351,3 +359,56 @@ def test_fit_mf_patience_stops_once_validation_stops_improving():
     curve = model.info["validation_rmse"]
     assert len(curve) < 30 and len(curve) == len(model.info["train_rmse"])
     assert len(curve) - 1 - int(np.argmin(curve)) == 2
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_tune_command_stores_its_choice_and_fit_uses_it_unless_overridden(tmp_path, capsys):
+    from shelfwise.cli import main
+
+    db = tmp_path / "w.duckdb"
+    folder = write_goodbooks(tmp_path / "goodbooks")
+    main(["-q", "load", "goodbooks", str(folder), "--db", str(db)])
+    main(["-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db)])
+    capsys.readouterr()
+
+    main(["-q", "tune", "svd", "--only", "-a", "k=1,2,4", "-a", "remove_biases=true,false", "--db", str(db)])
+    out = capsys.readouterr().out
+    with duckdb.connect(str(db), read_only=True) as con:
+        chosen, value, trials = con.execute("select params, value, trials from models.tuned where kind = 'svd'").fetchall()[0]
+    chosen, trials = json.loads(chosen), json.loads(trials)
+    # Coordinate search from the defaults (k=18): each k, then the other centring at the best k.
+    assert sorted(t["params"]["k"] for t in trials if t["params"]["remove_biases"]) == [1, 2, 4, 18]
+    assert chosen["k"] in (1, 2, 4) and value == min(t["value"] for t in trials)
+    assert f"tuned svd: rmse" in out and f"k={chosen['k']}" in out
+
+    main(["-q", "fit", "svd", "--no-tsne", "--neighbours", "3", "--db", str(db)])
+    main(["-q", "fit", "svd", "--no-tsne", "--neighbours", "3", "-p", "k=3", "--db", str(db)])
+    with duckdb.connect(str(db), read_only=True) as con:
+        ks = [json.loads(p)["k"] for p, in con.execute("select params from models.runs where kind = 'svd' order by run_id").fetchall()]
+    assert ks == [chosen["k"], 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "svd", "-a", "rank=3"], "--axis 'rank=3': expected NAME=V1,V2,... with NAME one of"),
+        (["tune", "mf", "-a", "factors=eight"], "invalid literal for int()"),
+        (["tune", "svd", "--only"], "--only needs at least one --axis"),
+    ],
+)
+def test_tune_command_rejects_bad_axes_in_one_line(tmp_path, capsys, args, message):
+    from shelfwise.cli import main
+
+    db = tmp_path / "w.duckdb"
+    main(["-q", "load", "goodbooks", str(write_goodbooks(tmp_path / "goodbooks")), "--db", str(db)])
+    main(["-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--db", str(db)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 1
+    assert message in err and len(err.splitlines()) == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert not con.execute("select count(*) from information_schema.tables where table_name = 'tuned'").fetchall()[0][0]

@@ -127,6 +127,9 @@ class Browser:
     def __init__(self, driver: webdriver.Chrome, base: str) -> None:
         self.driver = driver
         self.base = base
+        # Leave the last test's page first: resizing it would fire its graphs' callbacks at a server
+        # that has stopped, and those failures would land in this test's console log.
+        self.driver.get("about:blank")
         self.driver.set_window_size(WIDTH, 1100)
         self.driver.get_log("browser")  # drop what earlier tests left
         self.driver.get_log("performance")
@@ -347,9 +350,11 @@ class Browser:
 
 
 @pytest.fixture
-def dashboard(driver: webdriver.Chrome, serve: Callable[..., Server]) -> Callable[..., Browser]:
+def dashboard(driver: webdriver.Chrome, serve: Callable[..., Server]) -> Iterator[Callable[..., Browser]]:
     """``dashboard(db_path, **settings)``: the shared Chromium pointed at a fresh dashboard over ``db_path``."""
-    return lambda db_path, **kwargs: Browser(driver, serve(db_path, **kwargs).url)
+    yield lambda db_path, **kwargs: Browser(driver, serve(db_path, **kwargs).url)
+    # Torn down before `serve` stops the servers: no page is left calling a server that is gone.
+    driver.get("about:blank")
 
 
 @pytest.fixture
