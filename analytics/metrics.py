@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
 
 @dataclass(frozen=True)
@@ -163,6 +162,15 @@ def ranking_metrics(
     return out
 
 
+def _finite_float32(scores: np.ndarray) -> np.ndarray:
+    """Scores as float32 with NaN and infinities replaced by the most extreme finite values."""
+    scores = np.asarray(scores, dtype=np.float32)
+    if np.isfinite(scores).all():  # the usual case, and nan_to_num's checks cost more than the sort
+        return scores
+    big = np.finfo(np.float32).max
+    return np.nan_to_num(scores, nan=-big, posinf=big, neginf=-big)
+
+
 def auc_against_random(
     score_fn: Callable[[np.ndarray], np.ndarray],
     train: sp.csr_matrix,
@@ -178,20 +186,30 @@ def auc_against_random(
     over users with at least one positive.
     """
     rng = np.random.default_rng(random_state)
-    positives = sp.csr_matrix(positives)
+    positives = sp.csr_matrix(positives, copy=True)
+    positives.eliminate_zeros()  # a stored zero is not a positive
     users_all = np.flatnonzero(np.diff(positives.indptr) > 0)
     aucs = np.zeros(len(users_all))
     for start in range(0, len(users_all), block):
         users = users_all[start : start + block]
-        scores = score_fn(users)
-        pos = positives[users].toarray() != 0
+        scores = _finite_float32(score_fn(users))
+        pos_rows = positives[users]
+        pos_rows.sort_indices()
+        pos = pos_rows.toarray() != 0
         neg = ~pos & (train[users].toarray() == 0)
-        # Mann-Whitney U from average ranks among the row's positives and negatives only, so a
-        # tie counts one half (a constant scorer is at chance, whatever the books' positions).
-        ranks = rankdata(np.where(pos | neg, scores, np.nan), axis=1, nan_policy="omit")
-        n_pos = pos.sum(axis=1)
-        u_stat = np.where(pos, ranks, 0).sum(axis=1) - n_pos * (n_pos + 1) / 2
-        n_pairs = n_pos * neg.sum(axis=1)
+        # Mann-Whitney U: for each positive, the negatives scored below it plus half the ties. Each
+        # row's negative scores are sorted once (everything else pushed to +inf, past any finite
+        # score) and the row's few positives are looked up in it: exact, and several times faster
+        # than ranking every row (the loop is over users, a few dozen microseconds each).
+        row_sorted = np.sort(np.where(neg, scores, np.float32(np.inf)), axis=1)
+        bounds, cols = pos_rows.indptr, pos_rows.indices
+        u_stat = np.zeros(len(users))
+        for i in np.flatnonzero(np.diff(bounds)):
+            probe = scores[i, cols[bounds[i] : bounds[i + 1]]]
+            below = np.searchsorted(row_sorted[i], probe, side="left")
+            tied = np.searchsorted(row_sorted[i], probe, side="right") - below
+            u_stat[i] = below.sum() + 0.5 * tied.sum()
+        n_pairs = pos.sum(axis=1) * neg.sum(axis=1)
         aucs[start : start + len(users)] = u_stat / np.maximum(n_pairs, 1)
     lo, hi = _bootstrap(aucs, np.ones(len(aucs)), rng, n_boot)
     return Metric("to_read_auc", None, float(aucs.mean()) if len(aucs) else np.nan, lo, hi)

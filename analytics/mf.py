@@ -114,6 +114,18 @@ def _gram_times(gram: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("nij,nj->ni", gram, v.astype(np.float32)).astype(np.float64)
 
 
+def _weighted_sums(r: sp.csr_matrix, values: np.ndarray, x: np.ndarray, *, by_book: bool = False) -> np.ndarray:
+    """``sum_i values_ui x_i`` per user (or ``sum_u values_ui x_u`` per book with ``by_book``).
+
+    ``values`` follows ``r``'s cell order. float32 products (twice as fast as float64, and the Gram
+    matrices are float32 already); per-book sums go through the CSC view of ``r``, ~4x faster than
+    a CSR transpose here because the dense rows are then read in order.
+    """
+    m = sp.csr_matrix((values.astype(np.float32), r.indices, r.indptr), shape=r.shape)
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    return np.asarray((m.T if by_book else m) @ x32, dtype=np.float64)
+
+
 def _rowwise_dot(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
     """``sum_k a[ia, k] * b[ib, k]`` in chunks, so the gathered rows never exceed ``chunk`` cells."""
     out = np.empty(len(ia), dtype=np.float64)
@@ -195,6 +207,7 @@ def fit_mf(
     k = factors
     max_cells = max(1, block_rows) * 64
     books = r.indices
+    users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(r.indptr))
     base = fit_biases(r, reg_user=reg_bias, reg_book=reg_bias)
     mu = base.global_mean
     q = rng.normal(0.0, init_scale, size=(n_books, k))
@@ -210,11 +223,14 @@ def fit_mf(
 
     if implicit_reg > 0:
         # N(u) normalised by |N(u)|^-1/2: z_u = norm_rated[u] @ y.
-        norm_rated = sp.csr_matrix(
-            (np.repeat(1.0 / np.sqrt(np.maximum(np.diff(r.indptr), 1)), np.diff(r.indptr)), r.indices, r.indptr),
-            shape=r.shape,
-        )
-        norm_rated_t = norm_rated.T.tocsr()
+        norm = np.repeat(1.0 / np.sqrt(np.maximum(np.diff(r.indptr), 1)), np.diff(r.indptr))
+
+        def spread(v: np.ndarray) -> np.ndarray:  # z = norm_rated @ v
+            return _weighted_sums(r, norm, v)
+
+        def gather(v: np.ndarray) -> np.ndarray:  # norm_rated^T @ v
+            return _weighted_sums(r, norm, v, by_book=True)
+
         y = np.zeros((n_books, k + 1))
     z = np.zeros((n_users, k + 1))
 
@@ -231,7 +247,7 @@ def fit_mf(
         # dot products are needed: sum_i (r_ui - mu - b_i - z_u . x_i) x_i = R' x - G_u z_u.
         x = np.hstack([q, np.ones((n_books, 1))])
         gram = row_grams(r, x, max_cells=max_cells)
-        base_rhs = sp.csr_matrix((r.data - mu - b_i[books], r.indices, r.indptr), shape=r.shape) @ x
+        base_rhs = _weighted_sums(r, r.data - mu - b_i[books], x)
         rhs = base_rhs - _gram_times(gram, z) if implicit_reg > 0 else base_rhs
         solution = batched_cg(gram, damp_u, rhs, np.hstack([p, b_u[:, None]]), cg_steps)
         p, b_u = solution[:, :k], solution[:, k]
@@ -240,26 +256,26 @@ def fit_mf(
             # Y: minimise sum (t_ui - z_u . x_i)^2 + implicit_reg |Y|^2 with z = norm_rated @ Y and
             # t_ui = r_ui - mu - b_i - [p_u, b_u] . x_i. Its normal equations need only each user's
             # Gram matrix of x, already computed above.
-            b = norm_rated_t @ (base_rhs - _gram_times(gram, solution))
+            b = gather(base_rhs - _gram_times(gram, solution))
 
             def normal(v: np.ndarray) -> np.ndarray:
-                return norm_rated_t @ _gram_times(gram, norm_rated @ v) + implicit_reg * v
+                return gather(_gram_times(gram, spread(v))) + implicit_reg * v
 
             y = _cg(normal, b, y, 2 * cg_steps)
-            z = norm_rated @ y
+            z = spread(y)
 
         # Books: [q_i, b_i] given each user's whole taste vector and bias.
         taste = p + z[:, :k]
         bias = b_u + z[:, k]
         xt = np.hstack([taste, np.ones((n_users, 1))])
         gram_t = row_grams(rt, xt, max_cells=max_cells)
-        target_t = rt.data - mu - bias[rt.indices]
-        rhs_t = sp.csr_matrix((target_t, rt.indices, rt.indptr), shape=rt.shape) @ xt
+        target = r.data - mu - bias[users]
+        rhs_t = _weighted_sums(r, target, xt, by_book=True)
         solution = batched_cg(gram_t, damp_i, rhs_t, np.hstack([q, b_i[:, None]]), cg_steps)
         q, b_i = solution[:, :k], solution[:, k]
 
         # Training error from the same sums: |t - X w|^2 = |t|^2 - 2 w . X^T t + w^T G w per book.
-        sse = float(target_t @ target_t) - 2.0 * float(np.sum(solution * rhs_t)) + float(np.sum(solution * _gram_times(gram_t, solution)))
+        sse = float(target @ target) - 2.0 * float(np.sum(solution * rhs_t)) + float(np.sum(solution * _gram_times(gram_t, solution)))
         rmse = float(np.sqrt(max(sse, 0.0) / max(r.nnz, 1)))
         history.append(rmse)
         if validation is not None:

@@ -75,11 +75,14 @@ def fit_and_publish(
         neighbours = projections = None
         if model.book_factors is not None:
             step(f"{kind}: top-{publish.neighbours} cosine neighbours")
-            neighbours = top_k_cosine(model.book_factors, k=publish.neighbours)
+            want_tsne = publish.tsne and model.book_factors.shape[0] > 10
+            # One neighbour search serves the table and the t-SNE affinities (3 x perplexity 30).
+            knn = top_k_cosine(model.book_factors, k=max(publish.neighbours, 90 if want_tsne else 0))
+            neighbours = (knn[0][:, : publish.neighbours], knn[1][:, : publish.neighbours])
             projections = {"pca": pca_2d(model.book_factors)}
-            if publish.tsne and model.book_factors.shape[0] > 10:
+            if want_tsne:
                 step(f"{kind}: t-SNE map of {model.book_factors.shape[0]:,} books")
-                projections["tsne"] = tsne_2d(model.book_factors, random_state=42)
+                projections["tsne"] = tsne_2d(model.book_factors, random_state=42, knn=knn)
         step(f"{kind}: publishing run {run_id}")
         store.publish_run(
             con, run_id, model, neighbours=neighbours, projections=projections,

@@ -383,6 +383,34 @@ def test_auc_against_random_oracle_reversed_random_and_constant():
     assert metric.value == pytest.approx(0.5) and metric.name == "to_read_auc"
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), levels=st.integers(1, 6), n_users=st.integers(1, 9), block=st.integers(1, 4))
+def test_auc_equals_mann_whitney_from_average_ranks(seed, levels, n_users, block):
+    """The per-row key search gives exactly the textbook U statistic, ties (few score levels) included."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    n_books = 15
+    train = sp.csr_matrix((rng.random((n_users, n_books)) < 0.2).astype(float))
+    positives = sp.csr_matrix(((rng.random((n_users, n_books)) < 0.3) & (train.toarray() == 0)).astype(float))
+    scores = (rng.integers(-levels, levels + 1, (n_users, n_books)) * 0.5).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.05] = -0.0
+    expected = []
+    for u in range(n_users):
+        pos = positives[u].toarray().ravel() != 0
+        neg = ~pos & (train[u].toarray().ravel() == 0)
+        if pos.any():
+            ranks = rankdata(scores[u][pos | neg])
+            n_pos, n_neg = pos.sum(), neg.sum()
+            u_stat = ranks[pos[pos | neg]].sum() - n_pos * (n_pos + 1) / 2
+            expected.append(u_stat / max(n_pos * n_neg, 1))
+    metric = auc_against_random(lambda u: scores[u].copy(), train, positives, block=block, n_boot=10, random_state=0)
+    if expected:
+        assert metric.value == pytest.approx(np.mean(expected), abs=1e-12)
+    else:
+        assert np.isnan(metric.value)
+
+
 def test_auc_ignores_books_rated_in_training():
     # Book 0 is rated in training and scored highest: it is neither a positive nor a negative.
     train = sp.csr_matrix(np.array([[1, 0, 0, 0]], dtype=float))
@@ -562,6 +590,22 @@ def test_tsne_2d_runs_on_60_points_and_is_reproducible():
     b = tsne_2d(vectors, random_state=1)
     assert a.shape == (60, 2) and a.dtype == np.float64 and np.isfinite(a).all()
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_tsne_2d_keeps_cosine_clusters_apart_and_reuses_given_neighbours():
+    # Three bundles of directions with very different lengths: the map must follow direction.
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 8) * 5
+    labels = np.repeat(np.arange(3), 40)
+    vectors = (centres[labels] + rng.normal(0, 0.5, (120, 8))) * rng.uniform(0.1, 10, (120, 1))
+    knn = top_k_cosine(vectors, k=90)
+    a = tsne_2d(vectors, random_state=3, knn=knn)
+    np.testing.assert_array_equal(a, tsne_2d(vectors, random_state=3))  # same neighbours either way
+    d = ((a[:, None, :] - a[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1)[:, :5]
+    assert (labels[nearest] == labels[:, None]).mean() > 0.95
 
 
 def test_global_mean_model_predicts_the_training_mean():
