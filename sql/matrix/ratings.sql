@@ -55,8 +55,9 @@ final as (
         case when is_test then 'test' else 'train' end as split,
         seq
     from split
-    -- Stored in CSR order, so Python builds the sparse matrix without sorting.
-    order by user_idx, book_idx
+    -- Stored split by split, each in CSR order: reading one split skips the other's row groups
+    -- (zone maps on split) and Python builds its sparse matrix without sorting.
+    order by split, user_idx, book_idx
 )
 
 select * from final
