@@ -97,20 +97,30 @@ def top_n(scores: np.ndarray, exclude: sp.csr_matrix, rows: np.ndarray, n: int) 
     return np.take_along_axis(part, order, axis=1)
 
 
-def ranking_metrics(
+@dataclass(frozen=True)
+class PerUserRanking:
+    """Top-k quality of each evaluated user (users with at least one relevant held-out book)."""
+
+    users: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    ndcg: np.ndarray
+    map: np.ndarray
+    shown: np.ndarray  # bool per book: in some user's top k
+
+
+def per_user_ranking(
     score_fn: Callable[[np.ndarray], np.ndarray],
     train: sp.csr_matrix,
     relevant: sp.csr_matrix,
     *,
     k: int = 10,
     block: int = 2048,
-    n_boot: int = 200,
-    random_state: int | np.random.Generator | None = None,
-) -> list[Metric]:
-    """precision@k, recall@k, NDCG@k, MAP@k and catalogue coverage, ranking all unrated books.
+) -> PerUserRanking:
+    """precision@k, recall@k, NDCG@k and AP@k of every user with a relevant book, ranking all unrated books.
 
-    Each user with at least one relevant held-out book is scored against every book not in their
-    training row (the full-catalogue protocol, not sampled negatives).
+    Each such user is scored against every book not in their training row (the full-catalogue
+    protocol, not sampled negatives).
 
     Parameters
     ----------
@@ -121,7 +131,6 @@ def ranking_metrics(
         Held-out relevant books (nonzero = relevant).
     k : int
     """
-    rng = np.random.default_rng(random_state)
     relevant = sp.csr_matrix(relevant)
     n_rel = np.diff(relevant.indptr)
     eval_users = np.flatnonzero(n_rel > 0)
@@ -152,12 +161,33 @@ def ranking_metrics(
         ndcg[sl] = (hits * discounts[: top.shape[1]]).sum(axis=1) / ideal
         precision_at = np.cumsum(hits, axis=1) / np.arange(1, top.shape[1] + 1)
         ap[sl] = (precision_at * hits).sum(axis=1) / np.minimum(n_u, k)
-    ones = np.ones(len(eval_users))
+    return PerUserRanking(eval_users, prec, rec, ndcg, ap, shown)
+
+
+def ranking_metrics(
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    train: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    *,
+    k: int = 10,
+    block: int = 2048,
+    n_boot: int = 200,
+    random_state: int | np.random.Generator | None = None,
+) -> list[Metric]:
+    """precision@k, recall@k, NDCG@k, MAP@k (bootstrap intervals) and catalogue coverage.
+
+    The means over users of :func:`per_user_ranking`; coverage is the share of books shown in
+    some user's top k.
+    """
+    rng = np.random.default_rng(random_state)
+    ranked = per_user_ranking(score_fn, train, relevant, k=k, block=block)
+    ones = np.ones(len(ranked.users))
     out = []
-    for name, per_user in (("precision", prec), ("recall", rec), ("ndcg", ndcg), ("map", ap)):
+    for name in ("precision", "recall", "ndcg", "map"):
+        per_user = getattr(ranked, name)
         lo, hi = _bootstrap(per_user, ones, rng, n_boot)
         out.append(Metric(name, k, float(per_user.mean()) if len(per_user) else np.nan, lo, hi))
-    coverage = float(shown.mean())
+    coverage = float(ranked.shown.mean())
     out.append(Metric("coverage", k, coverage, coverage, coverage))
     return out
 

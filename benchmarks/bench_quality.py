@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analytics.metrics import top_n  # noqa: E402
+from analytics.metrics import per_user_ranking  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 from shelfwise.config import LoadConfig, TransformConfig  # noqa: E402
 from shelfwise.params import KINDS, PublishConfig  # noqa: E402
@@ -61,30 +62,10 @@ def per_user_squared_errors(model, test: sp.csr_matrix) -> tuple[np.ndarray, np.
     return np.bincount(users, err**2, minlength=test.shape[0]), np.diff(test.indptr).astype(np.float64)
 
 
-def per_user_ndcg(model, train: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """(users with a relevant test book, their NDCG@k), ranking all books not rated in train."""
-    n_rel = np.diff(relevant.indptr)
-    users = np.flatnonzero(n_rel > 0)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    out = np.zeros(len(users))
-    for start in range(0, len(users), 2048):
-        block = users[start : start + 2048]
-        top = top_n(model.scores(block), train, block, k)
-        hits = np.take_along_axis(relevant[block].toarray() != 0, top, axis=1)
-        ideal = np.cumsum(discounts)[np.minimum(n_rel[block], k) - 1]
-        out[start : start + len(block)] = (hits * discounts).sum(axis=1) / ideal
-    return users, out
-
-
-class _Scores:
-    """Just enough of a FactorModel for per_user_ndcg: a scores(users) method."""
-
-    def __init__(self, fn):
-        self.scores = fn
-
-
-def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.0, 200.0, 500.0)) -> tuple[float, _Scores]:
+def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.0, 200.0, 500.0)) -> tuple[float, Callable]:
     """EASE (Steck 2019), the strong item-item reference for top-N, lambda chosen on the train carve.
+
+    Returns (lambda, a score function of user indices).
 
     ``B = I - P diag(1 / diag P)``, ``P = (X^T X + lambda I)^-1`` on binary X; scores ``X_u B``.
     Not a product model: a yardstick for what a well-tuned linear model reaches on this data.
@@ -104,10 +85,10 @@ def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.
     fit_part, validation = carve_validation(train, fraction=0.15, random_state=0)
     x_fit = binary(fit_part)
     rel = relevant_test(validation)
-    best = max(lambdas, key=lambda lam: per_user_ndcg(_Scores(lambda u, b=fit(x_fit, lam): x_fit[u] @ b), fit_part, rel)[1].mean())
+    best = max(lambdas, key=lambda lam: per_user_ranking(lambda u, b=fit(x_fit, lam): np.asarray(x_fit[u] @ b), fit_part, rel).ndcg.mean())
     x = binary(train)
     b = fit(x, best)
-    return best, _Scores(lambda u: np.asarray(x[u] @ b))
+    return best, lambda u: np.asarray(x[u] @ b)
 
 
 def paired_interval(stat, n: int, n_boot: int, seed: int = 0) -> tuple[float, float]:
@@ -182,14 +163,15 @@ def main() -> None:
             paired.append(f"| {kind} RMSE - baseline RMSE | {diff:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     relevant = relevant_test(data.test)
     if "als" in models and "popularity" in models:
-        users, nd_als = per_user_ndcg(models["als"], data.train, relevant)
-        _, nd_pop = per_user_ndcg(models["popularity"], data.train, relevant)
+        als = per_user_ranking(models["als"].scores, data.train, relevant)
+        users, nd_als = als.users, als.ndcg
+        nd_pop = per_user_ranking(models["popularity"].scores, data.train, relevant).ndcg
         ratio = float(nd_als.mean() / nd_pop.mean())
         lo, hi = paired_interval(lambda w: (w @ nd_als) / (w @ nd_pop), len(users), args.n_boot)
         paired.append(f"| ALS NDCG@10 / popularity NDCG@10 | {ratio:.3f} [{lo:.3f}, {hi:.3f}] |")
         if data.shape[1] <= 5000:
             lam, ease = reference_ease(data.train)
-            _, nd_ease = per_user_ndcg(ease, data.train, relevant)
+            nd_ease = per_user_ranking(ease, data.train, relevant).ndcg
             lo, hi = paired_interval(lambda w: (w @ nd_ease) / (w @ nd_pop), len(users), args.n_boot)
             lo_n, hi_n = paired_interval(lambda w: (w @ nd_ease) / w.sum(axis=1), len(users), args.n_boot)
             paired.append(f"| reference EASE (lambda {lam:g}, not a product model): NDCG@10 | {nd_ease.mean():.4f} [{lo_n:.4f}, {hi_n:.4f}] |")

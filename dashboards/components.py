@@ -242,6 +242,21 @@ def book_options(found: Any, selected: Any = None) -> list[dict]:
     return options
 
 
+def preselected_book(db_path: Path, book: str | None) -> tuple[int | None, list[dict]]:
+    """The ``?book=KEY`` of a page's URL as (key, its dropdown option), or (None, []) if not a book."""
+    from dashboards import queries
+
+    if not book or not book.isdigit():
+        return None, []
+    try:
+        with queries.reading(db_path) as con:
+            options = book_options(queries.books_by_key(con, [int(book)]))
+    except Exception as exc:  # the page still opens, just without the book chosen
+        describe_failure(exc)
+        return None, []
+    return (int(book), options) if options else (None, [])
+
+
 def describe_failure(exc: BaseException) -> str:
     """What to tell the user when a callback could not read what it needed (logged in full)."""
     if isinstance(exc, WarehouseUnavailable):

@@ -128,6 +128,11 @@ class WarehouseStatus:
         return tuple(k for k in MAP_KINDS if k in self.published)
 
     @property
+    def default_kind(self) -> str:
+        """The model a page opens on: mf (ratings and a map) when published, else the first mapped."""
+        return "mf" if "mf" in self.map_kinds else self.map_kinds[0]
+
+    @property
     def bias_kinds(self) -> tuple[str, ...]:
         return tuple(k for k in BIAS_KINDS if k in self.published)
 

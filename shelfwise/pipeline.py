@@ -119,6 +119,7 @@ def evaluate(
     k: int = 10,
     n_boot: int = 200,
     random_state: int = 0,
+    data: store.RatingData | None = None,
     step: Progress = lambda message: None,
 ) -> list[EvalRow]:
     """Score the latest published run of every kind on the test split and store the metrics.
@@ -126,7 +127,7 @@ def evaluate(
     Rating models get RMSE/MSE/MAE; every model ranks all unrated books for top-N metrics; the
     popularity and global-mean baselines are refitted on train and stored as runs of their own.
     """
-    data = store.read_ratings(con)
+    data = data or store.read_ratings(con)
     tu, tb = data.test.nonzero()
     truth = np.asarray(data.test[tu, tb]).ravel()
     relevant = relevant_test(data.test)

@@ -97,7 +97,7 @@ def refresh(
         report.fitted[kind] = fit_and_publish(con, kind, params, publish, data=data, step=step)
 
     if report.fitted or _metrics_missing(con):
-        evaluate(con, step=step)
+        evaluate(con, data=data, step=step)
         report.evaluated = True
     return report
 

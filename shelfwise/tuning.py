@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import scipy.sparse as sp
 
-from analytics.metrics import ranking_metrics
+from analytics.metrics import per_user_ranking
 from shelfwise.params import KINDS, make_params
 from warehouse.db import table_exists, transaction
 
@@ -207,8 +207,8 @@ def evaluate_point(
         return float(curve[best]), {**dataclasses.asdict(params), "iterations": best + 1}
     model = fit_model(kind, fit, params)
     if kind == "als":
-        metrics = ranking_metrics(model.scores, fit, relevant_test(validation), k=k, n_boot=1, random_state=0)
-        return next(m.value for m in metrics if m.name == "ndcg"), dataclasses.asdict(params)
+        ndcg = per_user_ranking(model.scores, fit, relevant_test(validation), k=k).ndcg
+        return float(ndcg.mean()) if len(ndcg) else float("nan"), dataclasses.asdict(params)
     return _rmse(model, validation), dataclasses.asdict(params)
 
 

@@ -7,7 +7,7 @@ from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from dashboards import figures, queries
 from dashboards.components import (
-    book_list, book_options, book_row, card, controls, describe_failure, fmt_when, graph, notice, page, setup_page,
+    book_list, book_options, book_row, card, controls, describe_failure, fmt_when, graph, notice, page, preselected_book, setup_page,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
@@ -25,17 +25,8 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.map_kinds:
         return setup_page(status, settings.db_path)
-    kind = "mf" if "mf" in status.map_kinds else status.map_kinds[0]
-    selected = int(book) if book and book.isdigit() else None
-    options: list[dict] = []
-    if selected is not None:
-        try:
-            with queries.reading(settings.db_path) as con:
-                options = book_options(queries.books_by_key(con, [selected]))
-        except Exception as exc:  # the page still opens, just without the book chosen
-            describe_failure(exc)
-        if not options:
-            selected = None
+    kind = status.default_kind
+    selected, options = preselected_book(settings.db_path, book)
     return page(
         "Embeddings",
         "Every book's factor vector drawn in two dimensions: books the same readers rate alike sit close together. "

@@ -7,7 +7,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboards import queries
 from dashboards.components import (
-    book_list, book_options, book_row, card, controls, describe_failure, notice, page, setup_page,
+    book_list, book_options, book_row, card, controls, describe_failure, notice, page, preselected_book, setup_page,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
@@ -21,17 +21,8 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.map_kinds:
         return setup_page(status, settings.db_path)
-    selected = int(book) if book and book.isdigit() else None
-    options: list[dict] = []
-    if selected is not None:
-        try:
-            with queries.reading(settings.db_path) as con:
-                options = book_options(queries.books_by_key(con, [selected]))
-        except Exception as exc:  # the page still opens, just without the book chosen
-            describe_failure(exc)
-        if not options:
-            selected = None
-    kind = "mf" if "mf" in status.map_kinds else status.map_kinds[0]
+    selected, options = preselected_book(settings.db_path, book)
+    kind = status.default_kind
     return page(
         "Neighbours",
         "Type a title: each model lists the books whose vectors point the same way (cosine similarity). "

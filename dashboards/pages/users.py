@@ -24,7 +24,7 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.map_kinds:
         return setup_page(status, settings.db_path)
-    kind = "mf" if "mf" in status.map_kinds else status.map_kinds[0]
+    kind = status.default_kind
     chosen = int(user) if user and user.isdigit() else None
     return page(
         "Users",
