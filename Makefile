@@ -6,7 +6,7 @@ DB ?= var/demo.duckdb
 SAMPLE := data/sample/goodbooks
 export SHELFWISE_DB := $(DB)
 
-.PHONY: demo test test-fast install browser-deps bench clean
+.PHONY: demo test test-fast screenshots install browser-deps bench clean
 
 $(BIN)/shelfwise: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: install browser-deps
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# The README's screenshots come from the browser suite, which otherwise writes them to a temp dir.
+screenshots: install browser-deps
+	SHELFWISE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -m browser
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
