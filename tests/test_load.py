@@ -328,6 +328,19 @@ def test_line_numbers_are_exact_for_every_kind_of_reject_mixed_together(tmp_db, 
     assert rows(tmp_db, "select * from raw.goodbooks_ratings order by rowid") == [(1, 1, 5), (1, 2, 4), (2, 4, 4)]
 
 
+def test_a_short_line_is_one_reject_however_many_columns_it_lacks(tmp_db, ratings_folder):
+    # DuckDB reports one error per missing column; the line is still one bad row.
+    folder = ratings_folder("1,1,5\n3\n1,3,4\n1,4,9\n")
+
+    reports = load(tmp_db, folder, max_reject_fraction=1.0)
+
+    assert reports["goodbooks_ratings"] == FileReport(str(folder / "ratings.csv"), "goodbooks_ratings", 4, 2, 2, False)
+    got = rejects(tmp_db)
+    assert [(line, text) for line, text, _ in got] == [(3, "3"), (5, "1,4,9")]
+    assert "Expected Number of Columns: 3 Found: 1" in got[0][2]
+    assert rows(tmp_db, "select rows_read, rows_rejected from raw.load_log") == [(4, 2)]
+
+
 def test_line_numbers_stay_exact_deep_in_a_larger_file(tmp_db, ratings_folder):
     # Big enough for DuckDB to read in several chunks and threads.
     lines = [f"{i // 40},{i % 40},{i % 5 + 1}" for i in range(120_000)]

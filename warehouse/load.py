@@ -220,15 +220,17 @@ def _load_one(
     except duckdb.Error as exc:
         raise _read_error(path, exc) from exc
 
-    # Rows the reader refused (wrong column counts, broken quotes, bad bytes): exact lines from DuckDB.
+    # Rows the reader refused (wrong column counts, broken quotes, bad bytes): exact lines from DuckDB,
+    # which reports a short line once per missing column; it is one bad row, with its first error.
     cast_rejects = 0
     if typed:
-        cast_rejects = int(scalar(con, "select count(*) from shelfwise_reject_errors"))
+        cast_rejects = int(scalar(con, "select count(distinct line) from shelfwise_reject_errors"))
         if cast_rejects:
             con.execute(
                 """insert into raw.rejects
-                   select ?, ?, line, csv_line, 'column ' || coalesce(column_name, '?') || ': ' || error_message
-                   from shelfwise_reject_errors""",
+                   select ?, ?, line, arg_min(csv_line, coalesce(column_idx, -1)),
+                          arg_min('column ' || coalesce(column_name, '?') || ': ' || error_message, coalesce(column_idx, -1))
+                   from shelfwise_reject_errors group by line""",
                 [load_id, str(path)],
             )
     # Rows that parse but break a rule: not an integer, out of range, missing value, duplicate key.
@@ -307,7 +309,7 @@ def _reject_rule_breakers(
         # Lines the reader refused are not in the table, so add back each one that comes earlier.
         base = scalar(con, f"select min(rowid) from {staging}")
         cast_lines = (
-            "select line - 1 - row_number() over (order by line) as idx from shelfwise_reject_errors"
+            "select line - 1 - row_number() over (order by line) as idx from (select distinct line from shelfwise_reject_errors)"
             if typed
             else "select null::bigint as idx where false"
         )
