@@ -30,6 +30,13 @@ organisational as (
     ]) as tag_name
 ),
 
+-- A shelf named after an author of the catalogue ('dan-brown') says who wrote the book, not what it is.
+author_shelves as (
+    select distinct regexp_replace(lower(trim(a.name)), '[^a-z0-9]+', '-', 'g') as tag_name
+    from staging.stg_goodbooks__books as b, unnest(string_split(b.authors, ',')) as a(name)
+    where b.authors is not null
+),
+
 all_tags as (
     select * from goodbooks_tags
     union all
@@ -41,7 +48,9 @@ ranked as (
         row_number() over (partition by book_key order by shelf_count desc, tag_name) as tag_rank
     from all_tags
     where tag_name not in (select tag_name from organisational)
-        and not regexp_matches(tag_name, '^(read|to-read|owned|books?)-|[0-9]{4}')
+        and tag_name not in (select tag_name from author_shelves)
+        -- prefixes of reading logs and ownership, years, favourites of any kind, challenges, giveaways
+        and not regexp_matches(tag_name, '^(read|to-read|owned|books?)-|[0-9]{4}|favou?rite|challenge|first-reads')
 ),
 
 final as (
