@@ -221,16 +221,13 @@ def transform(db_path: Path, **kw: object) -> None:
 @cli.command()
 @click.argument("query")
 @DB_OPTION
-@click.option("--limit", type=int, default=50, help="Rows to print at most.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, help="Rows to print at most.")
 def sql(query: str, db_path: Path, limit: int) -> None:
     """Run a SQL query against the warehouse (read-only) and print the result as a table."""
-    from warehouse.db import open_for_reading
+    from warehouse.db import open_for_reading, run_user_query
 
     with open_for_reading(db_path) as con:
-        try:
-            cursor = con.execute(query)
-        except duckdb.Error as exc:
-            raise ShelfwiseError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
+        cursor = run_user_query(con, query)
         if cursor.description is None:
             return
         columns = [d[0] for d in cursor.description]

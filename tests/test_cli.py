@@ -191,6 +191,48 @@ def test_expected_failures_of_other_commands_are_one_line(tmp_path, goodbooks_di
     assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("use memory; detach warehouse; attach '{db}' as w; delete from w.raw.goodbooks_ratings",
+         "error: only queries run here (select, show, describe, explain, pragma, call), not set"),
+        ("delete from raw.goodbooks_ratings", "error: only queries run here"),
+        ("select 1; drop table raw.goodbooks_ratings", "error: only queries run here"),
+        ("copy (select 1) to '{dir}/out.csv'", "error: only queries run here"),
+        ("select * from read_csv('{dir}/w.duckdb')", "error: query failed: Permission Error"),
+        ("", "error: no SQL statement given"),
+        (";", "error: no SQL statement given"),
+        ("selec 1", "error: query failed: Parser Error"),
+    ],
+)
+def test_sql_runs_queries_only_and_never_touches_a_file(tmp_path, goodbooks_dir, capsys, query, message):
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exc:
+        run("sql", query.format(db=db, dir=tmp_path), "--db", str(db))
+
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err.startswith(message) and err.count("\n") == 1
+    assert count(db, "select count(*) from raw.goodbooks_ratings") == 15
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_sql_still_answers_show_describe_and_multi_statement_queries(tmp_path, goodbooks_dir, capsys):
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    capsys.readouterr()
+
+    run("sql", "describe raw.goodbooks_ratings", "--db", str(db))
+    assert "user_id" in capsys.readouterr().out
+    run("sql", "show all tables", "--db", str(db))
+    assert "goodbooks_" in capsys.readouterr().out  # rich shortens long names to the terminal width
+    run("sql", "select 1; select 42 as answer", "--db", str(db))
+    assert "answer" in capsys.readouterr().out
+
+
 def test_sql_without_a_warehouse_says_how_to_make_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         run("sql", "select 1", "--db", str(tmp_path / "missing.duckdb"))

@@ -220,6 +220,39 @@ def publish_snapshot(db_path: Path | str) -> Path:
     return target
 
 
+# Statement types a user's ad-hoc SQL may run: queries only (show/describe/summarize parse as select).
+QUERY_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
+
+
+def run_user_query(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyConnection:
+    """Execute a user's SQL on a reading connection, allowing queries only.
+
+    The warehouse is attached read-only, but a connection could detach it and attach the file again
+    writable, or read and write other files (``copy ... to``, ``read_csv('/etc/passwd')``). So every
+    statement must be a query, file access is switched off and the configuration locked before the
+    query runs. Raises ShelfwiseError naming what was refused.
+    """
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise ShelfwiseError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
+    if not statements:
+        raise ShelfwiseError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in QUERY_STATEMENTS:
+            raise ShelfwiseError(
+                f"only queries run here (select, show, describe, explain, pragma, call), not {kind.lower()}: "
+                "the warehouse changes only through shelfwise commands"
+            )
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+    try:
+        return con.execute(query)
+    except duckdb.Error as exc:
+        raise ShelfwiseError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
+
+
 def open_for_reading(db_path: Path | str) -> duckdb.DuckDBPyConnection:
     """A short-lived read-only connection: the snapshot when there is one, else the file itself.
 
