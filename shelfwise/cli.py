@@ -271,28 +271,20 @@ class _StatusSteps:
 
 
 def _kind_overrides(kind: str, options: tuple[str, ...]) -> dict:
-    """--param name=value pairs, typed by the kind's params dataclass."""
+    """--param name=value pairs, typed like the kind's defaults."""
     import dataclasses
 
-    from shelfwise.params import PARAMS
+    from shelfwise.params import PARAMS, ParamError, parse_value
 
-    fields = {f.name: f.type for f in dataclasses.fields(PARAMS[kind])}
+    defaults = {f.name: f.default for f in dataclasses.fields(PARAMS[kind])}
     out: dict = {}
     for item in options:
         name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise ShelfwiseError(f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
-        kind_type = fields[name]
+        if not sep or name not in defaults:
+            raise ShelfwiseError(f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(defaults)}")
         try:
-            if kind_type in ("bool", bool):
-                out[name] = value.lower() in ("1", "true", "yes", "on")
-            elif kind_type in ("int", int):
-                out[name] = int(value)
-            elif kind_type in ("float", float):
-                out[name] = float(value)
-            else:
-                out[name] = value
-        except ValueError as exc:
+            out[name] = parse_value(name, value, defaults[name])
+        except ParamError as exc:
             raise ShelfwiseError(f"--param {item!r}: {exc}") from exc
     return out
 

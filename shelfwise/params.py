@@ -3,8 +3,70 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from analytics.als import WEIGHTINGS
+from shelfwise.errors import ShelfwiseError
+
+
+class ParamError(ShelfwiseError, ValueError):
+    """A hyper-parameter value a model cannot use; the message names the parameter."""
+
+
+def _check(
+    params: Any,
+    *,
+    counts: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    choices: dict[str, tuple[Any, ...]] | None = None,
+) -> None:
+    """Refuse values no fit could use, before any work starts (one message naming the parameter)."""
+    kind = type(params).__name__.removesuffix("Params").lower()
+    for name in counts:
+        value = getattr(params, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParamError(f"{kind} {name}={value!r}: must be a whole number of at least 1")
+    for name, lowest, strict in [(n, 0.0, True) for n in positive] + [(n, 0.0, False) for n in non_negative]:
+        value = getattr(params, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < lowest or (strict and value == lowest):
+            raise ParamError(f"{kind} {name}={value!r}: must be a finite number {'above' if strict else 'of at least'} 0")
+    for name, allowed in (choices or {}).items():
+        value = getattr(params, name)
+        if value not in allowed:
+            raise ParamError(f"{kind} {name}={value!r}: must be one of {', '.join(map(str, allowed))}")
+    seed = getattr(params, "random_state", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParamError(f"{kind} random_state={seed!r}: must be a whole number of at least 0")
+
+
+def parse_value(name: str, raw: str, default: Any) -> Any:
+    """One command-line value of a parameter, typed like its default (``factors=abc`` is an error)."""
+    raw = raw.strip()
+    if isinstance(default, bool):
+        words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+        if raw.lower() not in words:
+            raise ParamError(f"{name} takes true or false, not {raw!r}")
+        return words[raw.lower()]
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ParamError(f"{name} takes a whole number, not {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ParamError(f"{name} takes a number, not {raw!r}") from None
+        if not math.isfinite(value):
+            raise ParamError(f"{name} takes a finite number, not {raw!r}")
+        return value
+    if not raw:
+        raise ParamError(f"{name} takes a value, not an empty string")
+    return raw
 
 KINDS: tuple[str, ...] = ("baseline", "svd", "als", "mf")
 RATING_KINDS: tuple[str, ...] = ("baseline", "svd", "mf")
@@ -17,6 +79,9 @@ class BaselineParams:
     reg_book: float = 5.0
     iterations: int = 10
 
+    def __post_init__(self) -> None:
+        _check(self, counts=("iterations",), non_negative=("reg_user", "reg_book"))
+
 
 @dataclass(frozen=True)
 class SvdParams:
@@ -25,6 +90,9 @@ class SvdParams:
     reg_user: float = 5.0
     reg_book: float = 5.0
     random_state: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self, counts=("k",), non_negative=("reg_user", "reg_book"), choices={"remove_biases": (True, False)})
 
 
 @dataclass(frozen=True)
@@ -41,6 +109,12 @@ class AlsParams:
     min_rating: float = 0.0
     random_state: int = 42
 
+    def __post_init__(self) -> None:
+        _check(self, counts=("factors", "iterations"), positive=("alpha",), non_negative=("regularization", "min_rating"),
+               choices={"weighting": WEIGHTINGS})
+        if self.min_rating > 5:
+            raise ParamError(f"als min_rating={self.min_rating!r}: ratings run 1 to 5, so nothing would be left")
+
 
 @dataclass(frozen=True)
 class MfParams:
@@ -52,6 +126,9 @@ class MfParams:
     # SVD++ term (0 = plain biased MF): each user's taste also draws on which books they rated.
     implicit_reg: float = 100.0
     random_state: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self, counts=("factors", "iterations"), positive=("init_scale",), non_negative=("reg", "reg_bias", "implicit_reg"))
 
 
 PARAMS: dict[str, type] = {"baseline": BaselineParams, "svd": SvdParams, "als": AlsParams, "mf": MfParams}
@@ -71,7 +148,7 @@ def make_params(kind: str, overrides: dict[str, Any] | None = None) -> Any:
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(overrides) - names
     if unknown:
-        raise ValueError(f"{kind} has no parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(sorted(names))}")
+        raise ParamError(f"{kind} has no parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(sorted(names))}")
     return cls(**overrides)
 
 

@@ -21,13 +21,19 @@ from analytics.neighbours import centroid_recommendations, closest_favourite, ra
 from analytics.projections import pca_2d, tsne_2d
 from analytics.svd import fit_svd
 from shelfwise.errors import ShelfwiseError
-from shelfwise.params import FACTOR_KINDS, RATING_KINDS, PublishConfig, as_dict
+from shelfwise.params import FACTOR_KINDS, RATING_KINDS, ParamError, PublishConfig, as_dict
 from warehouse.db import scalar
 from warehouse import store
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+
+def check_fits(kind: str, params: Any, shape: tuple[int, int]) -> None:
+    """Refuse params that cannot fit a matrix of ``shape`` (the params check themselves otherwise)."""
+    if kind == "svd" and params.k >= min(shape):
+        raise ParamError(f"svd k={params.k}: must be below the matrix's smaller side, {min(shape):,}")
 
 
 def fit_model(kind: str, train: sp.csr_matrix, params: Any, *, on_iteration: Callable[[int, float], None] | None = None) -> FactorModel:
@@ -39,6 +45,7 @@ def fit_model(kind: str, train: sp.csr_matrix, params: Any, *, on_iteration: Cal
         train.eliminate_zeros()
     if kind == "baseline":
         return fit_biases(train, **p)
+    check_fits(kind, params, train.shape)
     if kind == "svd":
         return fit_svd(train, **p)
     if kind == "als":
@@ -67,6 +74,7 @@ def fit_and_publish(
     A fit that raises marks its run 'failed' and leaves the published run of that kind untouched.
     """
     data = data or store.read_ratings(con)
+    check_fits(kind, params, data.shape)  # before the run is recorded: nothing was tried
     run_id = store.start_run(con, kind, data.source, {"kind": kind, **as_dict(params)}, data.fingerprint)
     start = time.perf_counter()
     try:

@@ -382,27 +382,16 @@ def params_for(con: duckdb.DuckDBPyConnection, kind: str, overrides: dict[str, A
 
 def parse_axis(item: str, kind: str) -> tuple[str, list[Any]]:
     """``NAME=V1,V2,...`` -> (name, typed values) for a search axis of ``kind``."""
-    from shelfwise.params import PARAMS
+    from shelfwise.params import PARAMS, ParamError, parse_value
 
     fields = {f.name: f for f in dataclasses.fields(PARAMS[kind])}
     name, sep, values = item.partition("=")
     if not sep or name not in fields or not values:
         raise ValueError(f"{item!r}: expected NAME=V1,V2,... with NAME one of {', '.join(fields)}")
-    default = fields[name].default
-    out: list[Any] = []
-    for raw in values.split(","):
-        raw = raw.strip()
-        try:
-            if isinstance(default, bool):
-                out.append(raw.lower() in ("1", "true", "yes", "on"))
-            elif isinstance(default, int):
-                out.append(int(raw))
-            elif isinstance(default, float):
-                out.append(float(raw))
-            else:
-                out.append(raw)
-        except ValueError as exc:
-            raise ValueError(f"{item!r}: {exc}") from exc
-    if any(isinstance(v, float) and not math.isfinite(v) for v in out):
-        raise ValueError(f"{item!r}: values must be finite")
+    try:
+        out = [parse_value(name, raw, fields[name].default) for raw in values.split(",")]
+        for value in out:  # refuse a value no fit could use now, not minutes into the search
+            PARAMS[kind](**{name: value})
+    except ParamError as exc:
+        raise ValueError(f"{item!r}: {exc}") from exc
     return name, out

@@ -233,6 +233,39 @@ def test_sql_still_answers_show_describe_and_multi_statement_queries(tmp_path, g
     assert "answer" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mf", "-p", "factors=-3"], "error: mf factors=-3: must be a whole number of at least 1"),
+        (["mf", "-p", "factors=0"], "error: mf factors=0: must be a whole number of at least 1"),
+        (["mf", "-p", "iterations=0"], "error: mf iterations=0: must be a whole number of at least 1"),
+        (["mf", "-p", "reg=-1"], "error: mf reg=-1.0: must be a finite number of at least 0"),
+        (["mf", "-p", "reg=nan"], "error: --param 'reg=nan': reg takes a finite number, not 'nan'"),
+        (["mf", "-p", "init_scale=-1"], "error: mf init_scale=-1.0: must be a finite number above 0"),
+        (["mf", "-p", "random_state=-1"], "error: mf random_state=-1: must be a whole number of at least 0"),
+        (["mf", "-p", "factors=abc"], "error: --param 'factors=abc': factors takes a whole number, not 'abc'"),
+        (["baseline", "-p", "reg_user=inf"], "error: --param 'reg_user=inf': reg_user takes a finite number, not 'inf'"),
+        (["als", "-p", "weighting=foo"], "error: als weighting='foo': must be one of rating, binary, bm25"),
+        (["als", "-p", "alpha=0"], "error: als alpha=0.0: must be a finite number above 0"),
+        (["svd", "-p", "k=100000"], "error: svd k=100000: must be below the matrix's smaller side"),
+        (["svd", "-p", "remove_biases=maybe"], "error: --param 'remove_biases=maybe': remove_biases takes true or false"),
+    ],
+)
+def test_fit_refuses_unusable_parameters_in_one_line_and_records_no_run(tmp_path, goodbooks_dir, capsys, args, message):
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db))
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exc:
+        run("-q", "fit", *args, "--no-tsne", "--db", str(db))
+
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err.startswith(message) and err.count("\n") == 1
+    assert count(db, "select count(*) from models.runs where status = 'succeeded'") == 0
+
+
 def test_sql_without_a_warehouse_says_how_to_make_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         run("sql", "select 1", "--db", str(tmp_path / "missing.duckdb"))

@@ -394,7 +394,10 @@ def test_tune_command_stores_its_choice_and_fit_uses_it_unless_overridden(tmp_pa
     ("args", "message"),
     [
         (["tune", "svd", "-a", "rank=3"], "--axis 'rank=3': expected NAME=V1,V2,... with NAME one of"),
-        (["tune", "mf", "-a", "factors=eight"], "invalid literal for int()"),
+        (["tune", "mf", "-a", "factors=eight"], "--axis 'factors=eight': factors takes a whole number, not 'eight'"),
+        (["tune", "mf", "-a", "factors=8,,16"], "factors takes a whole number, not ''"),
+        (["tune", "mf", "-a", "factors=-3,8"], "mf factors=-3: must be a whole number of at least 1"),
+        (["tune", "als", "-a", "weighting=bm25,tfidf"], "als weighting='tfidf': must be one of rating, binary, bm25"),
         (["tune", "svd", "--only"], "--only needs at least one --axis"),
     ],
 )
