@@ -136,6 +136,8 @@ def evaluate(
     popularity and global-mean baselines are refitted on train and stored as runs of their own.
     """
     data = data or store.read_ratings(con)
+    if data.test.nnz == 0:
+        raise ShelfwiseError("the test split is empty (the matrix was built with --test-fraction 0): nothing to evaluate on")
     tu, tb = data.test.nonzero()
     truth = np.asarray(data.test[tu, tb]).ravel()
     relevant = relevant_test(data.test)

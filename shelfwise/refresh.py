@@ -96,7 +96,9 @@ def refresh(
             continue
         report.fitted[kind] = fit_and_publish(con, kind, params, publish, data=data, step=step)
 
-    if report.fitted or _metrics_missing(con):
+    if data.test.nnz == 0:
+        log.warning("the test split is empty (--test-fraction 0): models are fitted on everything and not evaluated")
+    elif report.fitted or _metrics_missing(con):
         evaluate(con, data=data, step=step)
         report.evaluated = True
     return report

@@ -276,6 +276,51 @@ def test_sql_without_a_warehouse_says_how_to_make_one(tmp_path, capsys):
     assert not (tmp_path / "missing.duckdb").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["transform"], ["fit", "mf"], ["tune", "svd"], ["evaluate"], ["refresh"]],
+)
+def test_commands_other_than_load_never_create_a_warehouse_at_a_mistyped_path(tmp_path, capsys, args):
+    missing = tmp_path / "typo.duckdb"
+
+    with pytest.raises(SystemExit) as exc:
+        run("-q", *args, "--db", str(missing))
+
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err.startswith(f"error: no warehouse at {missing}") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_on_an_empty_test_split_says_so_and_stores_nothing(tmp_path, goodbooks_dir, capsys):
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--test-fraction", "0", "--db", str(db))
+    run("-q", "fit", "baseline", "--no-tsne", "--db", str(db))
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exc:
+        run("-q", "evaluate", "--db", str(db))
+
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err.startswith("error: the test split is empty") and err.count("\n") == 1 and "RuntimeWarning" not in err
+    assert count(db, "select count(*) from models.metrics") == 0
+
+
+def test_refresh_with_an_empty_test_split_fits_and_skips_evaluation(tmp_path, goodbooks_dir, capsys):
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--test-fraction", "0", "--db", str(db))
+
+    capsys.readouterr()
+    run("-q", "refresh", "--kinds", "baseline", "--no-tsne", "--db", str(db))
+
+    assert count(db, "select count(*) from models.runs where kind = 'baseline' and published") == 1
+    assert count(db, "select count(*) from models.metrics") == 0
+    assert "test split is empty" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         run("load", "nosuchsource", ".")

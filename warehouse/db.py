@@ -193,6 +193,14 @@ def snapshot_path(db_path: Path | str) -> Path:
     return Path(f"{db_path}.read")
 
 
+def require_warehouse(db_path: Path | str) -> Path:
+    """The warehouse file, or a one-line error: commands other than load never create one at a typo."""
+    path = Path(db_path)
+    if not path.exists():
+        raise ShelfwiseError(f"no warehouse at {db_path}: run `shelfwise load goodbooks DIR` first")
+    return path
+
+
 @contextmanager
 def writer(db_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection that, on success, publishes a fresh read snapshot of the warehouse.
@@ -261,9 +269,7 @@ def open_for_reading(db_path: Path | str) -> duckdb.DuckDBPyConnection:
     path-based open would keep serving the replaced file.
     """
     snap = snapshot_path(db_path)
-    target = snap if snap.exists() else Path(db_path)
-    if not target.exists():
-        raise ShelfwiseError(f"no warehouse at {db_path}: run `shelfwise load goodbooks DIR` first")
+    target = snap if snap.exists() else require_warehouse(db_path)
     con = duckdb.connect(":memory:", config={"memory_limit": memory_limit()})
     try:
         con.execute(f"attach '{str(target).replace(chr(39), chr(39) * 2)}' as warehouse (read_only)")
