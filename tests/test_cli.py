@@ -321,6 +321,19 @@ def test_refresh_with_an_empty_test_split_fits_and_skips_evaluation(tmp_path, go
     assert "test split is empty" in capsys.readouterr().err
 
 
+def test_transform_warns_about_rated_books_missing_from_the_books_file(tmp_path, goodbooks_dir, capsys):
+    db = tmp_path / "w.duckdb"
+    ratings = goodbooks_dir / "ratings.csv"
+    ratings.write_text(ratings.read_text() + "1,99999,4\n")
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    capsys.readouterr()
+
+    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db))
+
+    assert "1 books in the matrix have no row in the books file" in capsys.readouterr().err.replace("\n", " ")
+    assert count(db, "select count(*) from core.books where title is null and book_key in (select book_key from matrix.books)") == 1
+
+
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         run("load", "nosuchsource", ".")

@@ -341,6 +341,22 @@ def test_a_short_line_is_one_reject_however_many_columns_it_lacks(tmp_db, rating
     assert rows(tmp_db, "select rows_read, rows_rejected from raw.load_log") == [(4, 2)]
 
 
+def test_a_book_whose_ids_are_not_whole_numbers_is_rejected_with_its_line(tmp_db, goodbooks_dir):
+    from tests.conftest import books_csv_text
+
+    text = books_csv_text([(1, 501, "One"), (2, 502, "Two"), (3, "5x3", "Three")]).replace("\n2,1002,", "\ntwo,1002,")
+    (goodbooks_dir / "books.csv").write_text(text)
+
+    reports = load(tmp_db, goodbooks_dir, max_reject_fraction=1.0)
+
+    assert (reports["goodbooks_books"].rows_loaded, reports["goodbooks_books"].rows_rejected) == (1, 2)
+    assert [(line, reason) for line, _, reason in rejects(tmp_db)] == [
+        (3, "column book_id: two is not a whole number"),
+        (4, "column work_id: 5x3 is not a whole number"),
+    ]
+    assert rows(tmp_db, "select book_id from raw.goodbooks_books") == [("1",)]
+
+
 def test_line_numbers_stay_exact_deep_in_a_larger_file(tmp_db, ratings_folder):
     # Big enough for DuckDB to read in several chunks and threads.
     lines = [f"{i // 40},{i % 40},{i % 5 + 1}" for i in range(120_000)]

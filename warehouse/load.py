@@ -277,6 +277,11 @@ def _reject_rule_breakers(
     for c in spec.columns:
         if not c.nullable:
             conditions.append(f"when {c.name} is null then 'column {c.name}: missing value'")
+        if c.digits:
+            conditions.append(
+                f"when {c.name} is not null and not regexp_full_match(trim({c.name}), '[0-9]+') "
+                f"then 'column {c.name}: ' || {c.name} || ' is not a whole number'"
+            )
         if c.minimum is not None:
             conditions.append(f"when {c.name} < {c.minimum} then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'")
         if c.maximum is not None:

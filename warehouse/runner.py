@@ -168,6 +168,10 @@ def run_transforms(
             )
         run_checks(con)
         con.execute(VIEWS)
+        untitled = int(scalar(con, "select count(*) from matrix.books inner join core.books using (book_key) where core.books.title is null"))
+        if untitled:
+            # Kept, not dropped: the ratings are real; only the books file lacks them (or was not loaded).
+            log.warning("%s books in the matrix have no row in the books file: their ratings are kept, but they show without a title", f"{untitled:,}")
     return results
 
 

@@ -13,6 +13,8 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False
+    # For text columns of metadata files: when present, the value must be a plain whole number (an id).
+    digits: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,14 @@ GOODBOOKS: tuple[RawFile, ...] = (
     RawFile(
         "books",
         "goodbooks_books",
-        tuple(
+        (
+            Column("book_id", "VARCHAR", digits=True),
+            *(Column(n, "VARCHAR", nullable=True, digits=True) for n in ("goodreads_book_id", "work_id")),
+        )
+        + tuple(
             Column(n, "VARCHAR", nullable=True)
             for n in (
-                "book_id", "goodreads_book_id", "work_id", "authors", "original_publication_year",
+                "authors", "original_publication_year",
                 "original_title", "title", "language_code", "average_rating", "ratings_count",
                 "ratings_1", "ratings_2", "ratings_3", "ratings_4", "ratings_5", "image_url",
                 "small_image_url",
