@@ -84,13 +84,17 @@ def generate() -> None:
 @click.option(
     "--books-csv",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=Path("data/goodbooks-10k/books.csv.gz"),
-    help="The real goodbooks books.csv (plain or .gz) whose books the ratings are about; tags.csv and book_tags.csv beside it are used too.",
+    default=None,
+    help="The real goodbooks books.csv (plain or .gz) whose books the ratings are about; tags.csv and book_tags.csv beside it are used too. Default: the checkout's data/goodbooks-10k/books.csv.gz.",
 )
-def generate_goodbooks_cmd(dest: Path, n_ratings: int, n_users: int, n_books: int | None, seed: int, books_csv: Path) -> None:
+def generate_goodbooks_cmd(dest: Path, n_ratings: int, n_users: int, n_books: int | None, seed: int, books_csv: Path | None) -> None:
     """Goodbooks-shaped ratings over the real books, with planted author/series/tag tastes."""
     from warehouse.generate import generate_goodbooks
 
+    if books_csv is None:  # found from the checkout, not the working directory
+        books_csv = Path(__file__).resolve().parents[1] / "data" / "goodbooks-10k" / "books.csv.gz"
+        if not books_csv.is_file():
+            raise ShelfwiseError(f"no --books-csv given and {books_csv} is not there: pass the real goodbooks books.csv")
     folder = books_csv.parent
     tags = _first_existing(folder, "tags.csv", "tags.csv.gz")
     book_tags = _first_existing(folder, "book_tags.csv", "book_tags.csv.gz", "book_tags_book_subset.csv.gz")

@@ -7,6 +7,7 @@ import copy
 import html
 import json
 import logging
+import math
 import os
 import smtplib
 import socket
@@ -74,7 +75,7 @@ def read_favourites(path: Path | str) -> list[str]:
         raise ShelfwiseError(f"cannot read favourites file {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ShelfwiseError(f"favourites file {path} is not UTF-8 text") from exc
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -373,7 +374,10 @@ def render(digest: Digest, *, sender: str | None = None, recipients: Sequence[st
 def write_message(message: EmailMessage, directory: Path | str) -> list[Path]:
     """Write ``digest.txt``, ``digest.html`` and ``digest.eml`` into ``directory`` (each atomically)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ShelfwiseError(f"cannot write the digest to {directory}: {exc.strerror or exc}") from exc
     text = message.get_body(("plain",))
     page = message.get_body(("html",))
     outputs = {
@@ -385,8 +389,11 @@ def write_message(message: EmailMessage, directory: Path | str) -> list[Path]:
     for name, data in outputs.items():
         target = directory / name
         tmp = target.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise ShelfwiseError(f"cannot write the digest to {target}: {exc.strerror or exc}") from exc
         paths.append(target)
     return paths
 
@@ -436,6 +443,8 @@ class SmtpSettings:
             timeout = float(timeout_text) if timeout_text else 30.0
         except ValueError:
             raise ShelfwiseError(f"SHELFWISE_SMTP_TIMEOUT must be seconds, not {timeout_text!r}") from None
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ShelfwiseError(f"SHELFWISE_SMTP_TIMEOUT must be a positive number of seconds, not {timeout_text!r}")
         user = get("SHELFWISE_SMTP_USER")
         # Not stripped: a password may legitimately start or end with a space.
         password = env.get("SHELFWISE_SMTP_PASSWORD") or None

@@ -7,3 +7,7 @@ class ShelfwiseError(Exception):
 
 class BadInputError(ShelfwiseError):
     """A raw file that cannot be loaded as it is."""
+
+
+class InvalidArgument(ShelfwiseError, ValueError):
+    """An argument no run could use (a hyper-parameter, a generator size); the message names it."""

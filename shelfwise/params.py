@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from analytics.als import WEIGHTINGS
-from shelfwise.errors import ShelfwiseError
+from shelfwise.errors import InvalidArgument
 
 
-class ParamError(ShelfwiseError, ValueError):
+class ParamError(InvalidArgument):
     """A hyper-parameter value a model cannot use; the message names the parameter."""
 
 

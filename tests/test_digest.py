@@ -274,12 +274,24 @@ def test_read_favourites_accepts_json_and_lines(tmp_path: Path) -> None:
     lines = tmp_path / "f.txt"
     lines.write_bytes("\ufeff# comment\nThe Hobbit\n\n  Angels & Demons  \n".encode())
     assert mail.read_favourites(lines) == ["The Hobbit", "Angels & Demons"]
-    for bad, why in (('["a", 1]', "list of title strings"), ("[oops", "invalid JSON"), ("# only a comment\n", "no titles")):
+    for bad, why in (('["a", 1]', "list of title strings"), ('{"a": 1}', "list of title strings"), ("[oops", "invalid JSON"),
+                     ("# only a comment\n", "no titles")):
         lines.write_text(bad, encoding="utf-8")
         with pytest.raises(ShelfwiseError, match=re.escape(why)):
             mail.read_favourites(lines)
     with pytest.raises(ShelfwiseError, match="cannot read"):
         mail.read_favourites(tmp_path / "missing.txt")
+
+
+def test_digest_files_into_an_unwritable_place_are_a_one_line_error(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message.set_content("hello")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ShelfwiseError, match=re.escape(f"cannot write the digest to {blocker / 'sub'}")):
+        mail.write_message(message, blocker / "sub")
 
 
 def test_week_seed_is_constant_within_an_iso_week() -> None:
@@ -305,6 +317,9 @@ def test_smtp_settings_from_env_defaults_validation_and_secrecy() -> None:
         ({**base, "SHELFWISE_SMTP_PORT": "70000"}, "1..65535"),
         ({**base, "SHELFWISE_SMTP_PASSWORD": PASSWORD}, "both SHELFWISE_SMTP_USER and SHELFWISE_SMTP_PASSWORD"),
         ({**base, "SHELFWISE_MAIL_TO": "nobody"}, "SHELFWISE_MAIL_TO"),
+        ({**base, "SHELFWISE_SMTP_TIMEOUT": "0"}, "SHELFWISE_SMTP_TIMEOUT must be a positive number of seconds, not '0'"),
+        ({**base, "SHELFWISE_SMTP_TIMEOUT": "-5"}, "positive number of seconds"),
+        ({**base, "SHELFWISE_SMTP_TIMEOUT": "nan"}, "positive number of seconds"),
     ]
     for env, message in bad_cases:
         with pytest.raises(ShelfwiseError, match=re.escape(message)) as caught:

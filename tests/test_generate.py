@@ -221,6 +221,31 @@ def test_goodbooks_rejects_impossible_sizes(tmp_path: Path) -> None:
         generate_goodbooks(tmp_path, books_csv=SAMPLE / "books.csv.gz", seed=-1, progress=False)
 
 
+def test_generate_command_errors_are_one_line_naming_the_file_or_sizes(tmp_path: Path, monkeypatch, capsys) -> None:
+    from shelfwise.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the default books.csv comes from the checkout, not the working directory
+    main(["-q", "generate", "goodbooks", "--dest", "ok", "--ratings", "3000", "--users", "100", "--books", "80"])
+    assert (tmp_path / "ok" / "ratings.csv").exists()
+
+    books = gzip.decompress((SAMPLE / "books.csv.gz").read_bytes())
+    header, first, rest = books.split(b"\n", 2)
+    (tmp_path / "bytes.csv").write_bytes(header + b"\n" + first + b"\xff\n" + rest)
+    (tmp_path / "ids.csv").write_bytes(header + b"\n" + first + b"\n" + b"two" + rest[rest.index(b","):])
+    cases = [
+        (["--ratings", "10", "--users", "1000"], "error: 10 ratings cannot give each of 1,000 users one"),
+        (["--books-csv", str(tmp_path / "bytes.csv")], f"error: {tmp_path / 'bytes.csv'}: not UTF-8 text"),
+        (["--books-csv", str(tmp_path / "ids.csv")], f"error: {tmp_path / 'ids.csv'}: line 3: column book_id: 'two' is not a number"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main(["-q", "generate", "goodbooks", "--dest", "bad", "--ratings", "3000", "--users", "100", *args])
+        err = capsys.readouterr().err
+        assert exc.value.code == 1, err
+        assert err.startswith(message) and err.count("\n") == 1, err
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "books.csv.gz").is_file(), reason="../shared/data/goodbooks-10k is absent")

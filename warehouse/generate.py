@@ -8,6 +8,7 @@ import io
 import logging
 import math
 import re
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
+
+from shelfwise.errors import BadInputError, InvalidArgument
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -226,12 +229,22 @@ def _series_of(title: str) -> str | None:
 
 def _read_goodbooks_books(books_csv: Path) -> pl.DataFrame:
     """The books.csv columns the model uses, ids and counts as integers."""
-    books = pl.read_csv(io.BytesIO(_read_text(books_csv).encode()), infer_schema=False)
+    try:
+        books = pl.read_csv(io.BytesIO(_read_text(books_csv).encode()), infer_schema=False)
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{books_csv}: not UTF-8 text (bad byte at offset {exc.start:,})") from exc
+    except (OSError, EOFError, zlib.error, pl.exceptions.PolarsError) as exc:
+        raise BadInputError(f"{books_csv}: cannot read it as CSV: {str(exc).strip().splitlines()[0]}") from exc
     need = ["book_id", "goodreads_book_id", "authors", "title", "ratings_count", *[f"ratings_{s}" for s in range(1, 6)]]
     missing = [c for c in need if c not in books.columns]
     if missing:
-        raise ValueError(f"{books_csv}: missing column(s) {', '.join(missing)}")
+        raise BadInputError(f"{books_csv}: line 1: missing column(s) {', '.join(missing)}")
     ints = ["book_id", "goodreads_book_id", "ratings_count", *[f"ratings_{s}" for s in range(1, 6)]]
+    for c in ints:
+        bad = books[c].is_not_null() & books[c].cast(pl.Float64, strict=False).is_null()
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            raise BadInputError(f"{books_csv}: line {row + 2}: column {c}: {books[c][row]!r} is not a number")
     return books.select(need).with_columns(
         [pl.col(c).cast(pl.Float64).cast(pl.Int64) for c in ints]
         + [pl.col("authors").fill_null(""), pl.col("title").fill_null("")]
@@ -541,21 +554,23 @@ def generate_goodbooks(
         given, ``tags.csv`` and ``book_tags.csv``).
     """
     if seed < 0:
-        raise ValueError("seed must be >= 0")
+        raise InvalidArgument("seed must be >= 0")
     if n_ratings < 1 or n_users < 1:
-        raise ValueError("n_ratings and n_users must be >= 1")
+        raise InvalidArgument("n_ratings and n_users must be >= 1")
+    if n_ratings < n_users:
+        raise InvalidArgument(f"{n_ratings:,} ratings cannot give each of {n_users:,} users one: ask for at least as many ratings as users")
     dest = Path(dest)
     books = _read_goodbooks_books(Path(books_csv))
     n_all = books.height
     if n_books is not None:
         if not 1 <= n_books <= n_all:
-            raise ValueError(f"n_books must be in 1..{n_all}")
+            raise InvalidArgument(f"n_books must be in 1..{n_all}")
         books = books.sort(["ratings_count", "book_id"], descending=[True, False]).head(n_books)
     books = books.sort("book_id")
     nb = books.height
     restricted = nb < n_all
     if n_ratings > n_users * nb:
-        raise ValueError(f"{n_ratings} ratings do not fit {n_users} users x {nb} books")
+        raise InvalidArgument(f"{n_ratings} ratings do not fit {n_users} users x {nb} books")
     log.info("goodbooks: %d ratings, %d users, %d books, seed %d", n_ratings, n_users, nb, seed)
 
     tag_rows = _tag_rows(Path(book_tags_csv), books["goodreads_book_id"].to_numpy()) if book_tags_csv else None
