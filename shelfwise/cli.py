@@ -465,6 +465,8 @@ def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, mi
     from warehouse.db import require_warehouse, writer
 
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
+    if not wanted:
+        raise ShelfwiseError(f"--kinds: give at least one of {', '.join(KINDS)}")
     unknown = set(wanted) - set(KINDS)
     if unknown:
         raise ShelfwiseError(f"--kinds: unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")

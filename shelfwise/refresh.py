@@ -71,10 +71,11 @@ def refresh(
         step(f"checking raw files in {data_dir}")
         files = load_dataset(con, LoadConfig(source=source, directory=data_dir))  # type: ignore[arg-type]
         report.loaded = [f.file for f in files if not f.skipped]
-    elif not table_exists(con, "matrix", "ratings"):
+    else:
         from shelfwise.errors import ShelfwiseError
 
-        raise ShelfwiseError("nothing loaded yet: give --data DIR (a goodbooks or UCSD folder)")
+        # Also when another source's matrix exists: refreshing it instead would answer the wrong question.
+        raise ShelfwiseError(f"no {source} files loaded yet: give --data DIR (a {source} folder)")
 
     previous = last_transform(con)
     wanted = transform or previous or TransformConfig(source=source)  # type: ignore[arg-type]

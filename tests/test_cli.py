@@ -334,6 +334,29 @@ def test_transform_warns_about_rated_books_missing_from_the_books_file(tmp_path,
     assert count(db, "select count(*) from core.books where title is null and book_key in (select book_key from matrix.books)") == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "ucsd"], "error: no ucsd files loaded yet: give --data DIR (a ucsd folder)"),
+        (["--kinds", ""], "error: --kinds: give at least one of baseline, svd, als, mf"),
+        (["--kinds", "mf,knn"], "error: --kinds: unknown kind(s) knn"),
+    ],
+)
+def test_refresh_refuses_what_it_cannot_refresh_in_one_line(tmp_path, goodbooks_dir, capsys, args, message):
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db))
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exc:
+        run("-q", "refresh", *args, "--db", str(db))
+
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err.startswith(message) and err.count("\n") == 1
+    assert count(db, "select count(*) from models.runs") == 0
+
+
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         run("load", "nosuchsource", ".")

@@ -357,6 +357,20 @@ def test_a_book_whose_ids_are_not_whole_numbers_is_rejected_with_its_line(tmp_db
     assert rows(tmp_db, "select book_id from raw.goodbooks_books") == [("1",)]
 
 
+def test_non_utf8_bytes_in_books_csv_stop_the_load_naming_the_line(tmp_db, goodbooks_dir):
+    from tests.conftest import books_csv_text
+
+    text = books_csv_text([(1, 501, "One"), (2, 502, "Two")]).encode().replace(b",Two,", b",Tw\xffo,", 1)
+    (goodbooks_dir / "books.csv").write_bytes(text)
+
+    with pytest.raises(BadInputError) as exc:
+        load(tmp_db, goodbooks_dir)
+
+    message = str(exc.value)
+    assert message.startswith(f"{goodbooks_dir / 'books.csv'}: line 3: Invalid unicode") and "\n" not in message
+    assert rows(tmp_db, "select count(*) from raw.load_log") == [(0,)]
+
+
 def test_line_numbers_stay_exact_deep_in_a_larger_file(tmp_db, ratings_folder):
     # Big enough for DuckDB to read in several chunks and threads.
     lines = [f"{i // 40},{i % 40},{i % 5 + 1}" for i in range(120_000)]

@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import logging
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -178,6 +179,13 @@ def _read_error(path: Path, exc: duckdb.Error) -> BadInputError:
         line = _gzip_break_line(path)
         if line is not None:
             return BadInputError(f"{path}: line {line}: gzip data ends early or is corrupt (truncated download?): {message}")
+    # DuckDB's CSV errors put the line in the first line and the reason a few lines below it.
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    where = re.search(r"CSV Error on Line: (\d+)", lines[0]) if lines else None
+    if where:
+        reasons = [ln for ln in lines[1:] if ln and not ln.startswith(("Original Line", "Possible Solution", "file =", "delimiter"))]
+        if reasons:
+            return BadInputError(f"{path}: line {where.group(1)}: {reasons[0]}")
     return BadInputError(f"{path}: cannot read: {message}")
 
 
