@@ -45,6 +45,25 @@ def count(db: Path, sql: str) -> int:
         return con.execute(sql).fetchall()[0][0]
 
 
+def built(tmp_path: Path, goodbooks_dir: Path, *transform_args: str) -> Path:
+    """A warehouse with the tiny folder loaded and a matrix keeping every rating."""
+    db = tmp_path / "w.duckdb"
+    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
+    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", *transform_args, "--db", str(db))
+    return db
+
+
+def one_line_failure(capsys, *args: str) -> str:
+    """Run a command that must fail with exit 1 and exactly one line on stderr; that line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        run(*args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -210,12 +229,7 @@ def test_sql_runs_queries_only_and_never_touches_a_file(tmp_path, goodbooks_dir,
     run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
     capsys.readouterr()
 
-    with pytest.raises(SystemExit) as exc:
-        run("sql", query.format(db=db, dir=tmp_path), "--db", str(db))
-
-    err = capsys.readouterr().err
-    assert exc.value.code == 1
-    assert err.startswith(message) and err.count("\n") == 1
+    assert one_line_failure(capsys, "sql", query.format(db=db, dir=tmp_path), "--db", str(db)).startswith(message)
     assert count(db, "select count(*) from raw.goodbooks_ratings") == 15
     assert not (tmp_path / "out.csv").exists()
 
@@ -252,17 +266,9 @@ def test_sql_still_answers_show_describe_and_multi_statement_queries(tmp_path, g
     ],
 )
 def test_fit_refuses_unusable_parameters_in_one_line_and_records_no_run(tmp_path, goodbooks_dir, capsys, args, message):
-    db = tmp_path / "w.duckdb"
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
-    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db))
-    capsys.readouterr()
+    db = built(tmp_path, goodbooks_dir)
 
-    with pytest.raises(SystemExit) as exc:
-        run("-q", "fit", *args, "--no-tsne", "--db", str(db))
-
-    err = capsys.readouterr().err
-    assert exc.value.code == 1
-    assert err.startswith(message) and err.count("\n") == 1
+    assert one_line_failure(capsys, "-q", "fit", *args, "--no-tsne", "--db", str(db)).startswith(message)
     assert count(db, "select count(*) from models.runs where status = 'succeeded'") == 0
 
 
@@ -283,36 +289,21 @@ def test_sql_without_a_warehouse_says_how_to_make_one(tmp_path, capsys):
 def test_commands_other_than_load_never_create_a_warehouse_at_a_mistyped_path(tmp_path, capsys, args):
     missing = tmp_path / "typo.duckdb"
 
-    with pytest.raises(SystemExit) as exc:
-        run("-q", *args, "--db", str(missing))
-
-    err = capsys.readouterr().err
-    assert exc.value.code == 1
-    assert err.startswith(f"error: no warehouse at {missing}") and err.count("\n") == 1
+    assert one_line_failure(capsys, "-q", *args, "--db", str(missing)).startswith(f"error: no warehouse at {missing}")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_on_an_empty_test_split_says_so_and_stores_nothing(tmp_path, goodbooks_dir, capsys):
-    db = tmp_path / "w.duckdb"
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
-    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--test-fraction", "0", "--db", str(db))
+    db = built(tmp_path, goodbooks_dir, "--test-fraction", "0")
     run("-q", "fit", "baseline", "--no-tsne", "--db", str(db))
-    capsys.readouterr()
 
-    with pytest.raises(SystemExit) as exc:
-        run("-q", "evaluate", "--db", str(db))
-
-    err = capsys.readouterr().err
-    assert exc.value.code == 1
-    assert err.startswith("error: the test split is empty") and err.count("\n") == 1 and "RuntimeWarning" not in err
+    err = one_line_failure(capsys, "-q", "evaluate", "--db", str(db))
+    assert err.startswith("error: the test split is empty") and "RuntimeWarning" not in err
     assert count(db, "select count(*) from models.metrics") == 0
 
 
 def test_refresh_with_an_empty_test_split_fits_and_skips_evaluation(tmp_path, goodbooks_dir, capsys):
-    db = tmp_path / "w.duckdb"
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
-    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--test-fraction", "0", "--db", str(db))
-
+    db = built(tmp_path, goodbooks_dir, "--test-fraction", "0")
     capsys.readouterr()
     run("-q", "refresh", "--kinds", "baseline", "--no-tsne", "--db", str(db))
 
@@ -343,17 +334,9 @@ def test_transform_warns_about_rated_books_missing_from_the_books_file(tmp_path,
     ],
 )
 def test_refresh_refuses_what_it_cannot_refresh_in_one_line(tmp_path, goodbooks_dir, capsys, args, message):
-    db = tmp_path / "w.duckdb"
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
-    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db))
-    capsys.readouterr()
+    db = built(tmp_path, goodbooks_dir)
 
-    with pytest.raises(SystemExit) as exc:
-        run("-q", "refresh", *args, "--db", str(db))
-
-    err = capsys.readouterr().err
-    assert exc.value.code == 1
-    assert err.startswith(message) and err.count("\n") == 1
+    assert one_line_failure(capsys, "-q", "refresh", *args, "--db", str(db)).startswith(message)
     assert count(db, "select count(*) from models.runs") == 0
 
 
