@@ -371,6 +371,25 @@ def test_non_utf8_bytes_in_books_csv_stop_the_load_naming_the_line(tmp_db, goodb
     assert rows(tmp_db, "select count(*) from raw.load_log") == [(0,)]
 
 
+def test_an_optional_file_missing_from_the_next_folder_empties_its_table(tmp_db, tmp_path, goodbooks_dir, caplog):
+    import shutil
+
+    load(tmp_db, goodbooks_dir)
+    n_to_read = rows(tmp_db, "select count(*) from raw.goodbooks_to_read")[0][0]
+    other = tmp_path / "other"
+    shutil.copytree(goodbooks_dir, other)
+    (other / "to_read.csv").unlink()
+
+    load(tmp_db, other)
+
+    assert n_to_read > 0
+    assert rows(tmp_db, "select count(*) from raw.goodbooks_to_read") == [(0,)]
+    assert "has no to_read file: raw.goodbooks_to_read emptied" in caplog.text
+    reports = load(tmp_db, goodbooks_dir)  # back: loaded again, though its bytes match the first load
+    assert reports["goodbooks_to_read"].skipped is False
+    assert rows(tmp_db, "select count(*) from raw.goodbooks_to_read") == [(n_to_read,)]
+
+
 def test_line_numbers_stay_exact_deep_in_a_larger_file(tmp_db, ratings_folder):
     # Big enough for DuckDB to read in several chunks and threads.
     lines = [f"{i // 40},{i % 40},{i % 5 + 1}" for i in range(120_000)]

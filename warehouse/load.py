@@ -359,6 +359,7 @@ def load_dataset(con: duckdb.DuckDBPyConnection, config: LoadConfig) -> list[Fil
         load_id = int(scalar(con, "select coalesce(max(load_id), 0) + 1 from raw.load_log"))
         for spec, path in found:
             if path is None:
+                _clear_absent(con, spec, directory, load_id, config.source)
                 continue
             size = path.stat().st_size
             digest = sha256_of(path)
@@ -379,3 +380,19 @@ def load_dataset(con: duckdb.DuckDBPyConnection, config: LoadConfig) -> list[Fil
             )
             reports.append(FileReport(str(path), spec.table, read, loaded, rejected, skipped=False))
     return reports
+
+
+def _clear_absent(con: duckdb.DuckDBPyConnection, spec: RawFile, directory: Path, load_id: int, source: str) -> None:
+    """An optional file missing from the folder empties its table: old rows must not mix with new files.
+
+    The load log records the absence (no file, sha256 ``absent``), so the file's return is loaded
+    again even if its bytes match the load before.
+    """
+    if not int(scalar(con, f"select count(*) from (select 1 from raw.{spec.table} limit 1)")):
+        return
+    log.warning("%s has no %s file: raw.%s emptied so its old rows cannot mix with the new ones", directory, spec.stem, spec.table)
+    con.execute(f"delete from raw.{spec.table}")
+    con.execute(
+        "insert into raw.load_log values (?, ?, ?, ?, 0, 'absent', 0, 0, ?)",
+        [load_id, source, spec.table, str(directory / f"{spec.stem} (absent)"), datetime.now(timezone.utc).replace(tzinfo=None)],
+    )
