@@ -390,6 +390,17 @@ def test_an_optional_file_missing_from_the_next_folder_empties_its_table(tmp_db,
     assert rows(tmp_db, "select count(*) from raw.goodbooks_to_read") == [(n_to_read,)]
 
 
+def test_a_plain_and_a_gzipped_copy_of_one_file_load_the_plain_one_with_a_warning(tmp_db, goodbooks_dir, caplog):
+    plain = goodbooks_dir / "ratings.csv"
+    with gzip.open(goodbooks_dir / "ratings.csv.gz", "wt") as fh:
+        fh.write("user_id,book_id,rating\n9,9,1\n")
+
+    reports = load(tmp_db, goodbooks_dir)
+
+    assert reports["goodbooks_ratings"].file == str(plain)
+    assert "ratings.csv and ratings.csv.gz found; using ratings.csv" in caplog.text
+
+
 def test_line_numbers_stay_exact_deep_in_a_larger_file(tmp_db, ratings_folder):
     # Big enough for DuckDB to read in several chunks and threads.
     lines = [f"{i // 40},{i % 40},{i % 5 + 1}" for i in range(120_000)]

@@ -35,12 +35,12 @@ class FileReport:
 
 
 def find_file(directory: Path, spec: RawFile) -> Path | None:
-    for name in spec.names:
-        for suffix in SUFFIXES[spec.fmt]:
-            path = directory / f"{name}{suffix}"
-            if path.is_file():
-                return path
-    return None
+    """The folder's file for ``spec``: the first of its names and suffixes present (a warning if several)."""
+    present = [directory / f"{name}{suffix}" for name in spec.names for suffix in SUFFIXES[spec.fmt]]
+    present = [path for path in present if path.is_file()]
+    if len(present) > 1:
+        log.warning("%s: %s found; using %s", directory, " and ".join(p.name for p in present), present[0].name)
+    return present[0] if present else None
 
 
 def sha256_of(path: Path) -> str:
