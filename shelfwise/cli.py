@@ -566,6 +566,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err_console.print("aborted")
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `shelfwise`: the help, not an error
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        sys.exit(0)
+    except click.UsageError as exc:
+        # One line like every other error, not click's usage block; the help says the rest.
+        where = f"`{exc.ctx.command_path} --help`" if exc.ctx else "`shelfwise --help`"
+        message = " ".join(exc.format_message().split())
+        err_console.print(f"error: {message} (see {where})", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -574,7 +583,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, duckdb.InterruptException):  # Ctrl-C lands in Python or inside a query
         err_console.print("interrupted; nothing half-written was kept")
         sys.exit(130)
     except Exception as exc:  # an unexpected failure: still one line, the traceback on request

@@ -345,7 +345,30 @@ def test_usage_errors_exit_2(capsys):
         run("load", "nosuchsource", ".")
 
     assert exc.value.code == 2
-    assert "Invalid value for '{goodbooks|ucsd}'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: Invalid value for '{goodbooks|ucsd}'") and err.count("\n") == 1
+    assert err.rstrip().endswith("(see `shelfwise load --help`)")
+
+
+def test_bare_command_prints_the_help_and_succeeds(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run()
+
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("Usage: shelfwise [OPTIONS] COMMAND")
+
+
+def test_usage_errors_of_options_are_one_line_too(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run("fit", "mf", "--neighbours", "0")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith("error: Invalid value for '--neighbours'") and err.count("\n") == 1 and "Usage:" not in err
+
+    with pytest.raises(SystemExit):
+        run("load")
+    err = capsys.readouterr().err
+    assert err.startswith("error: Missing argument '{goodbooks|ucsd}'. Choose from: goodbooks, ucsd") and err.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- which warehouse
