@@ -163,7 +163,9 @@ def status_of(db_path: Path) -> WarehouseStatus:
 
 
 def header_summary(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The newest published run (for the header), or None."""
+    """The newest published run (for the header), or None (also for a warehouse with no models yet)."""
+    if not table_exists(con, "models", "runs"):
+        return None
     found = rows(
         con,
         "select run_id, kind, finished_at from models.runs where published order by run_id desc limit 1",
@@ -642,14 +644,23 @@ BIAS_COLUMNS = """
 """
 
 
+def count_bias_books(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int) -> int:
+    """How many of the run's books have at least ``min_ratings`` ratings."""
+    return int(rows(con, f"select count(*) from ({BIAS_COLUMNS})", {"run": run_id, "min": min_ratings})[0][0])
+
+
 def extreme_biases(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, n: int, *, highest: bool) -> pl.DataFrame:
     """The ``n`` books with the highest (or lowest) learned bias among those with enough ratings.
 
+    When fewer than ``2 n`` books qualify they are split, the upper half highest and the lower half
+    lowest, so no book is ever both "generally good" and "generally bad".
     Columns: book_key, title, authors, bias, n_ratings, mean_rating, average_rating.
     """
+    qualified = count_bias_books(con, run_id, min_ratings)
+    n = min(n, (qualified + 1) // 2 if highest else qualified // 2)
     order = "desc" if highest else "asc"  # allow-list of two
     return frame(
-        con, f"{BIAS_COLUMNS} order by bb.bias {order}, rb.book_key limit $n",
+        con, f"{BIAS_COLUMNS} order by bb.bias {order}, rb.book_key {order} limit $n",
         {"run": run_id, "min": min_ratings, "n": n},
     )
 

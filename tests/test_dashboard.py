@@ -303,6 +303,36 @@ def _titled(fig: go.Figure) -> bool:
     return bool(fig.layout.title.text)
 
 
+def test_header_of_a_warehouse_without_models_says_so_without_logging_an_error(tmp_path: Path, caplog) -> None:
+    import duckdb
+
+    from dashboards.app import status_text
+
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+
+    text = status_text(DashboardSettings(db_path=empty))
+
+    assert text[-1] == "no published model yet"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_good_and_bad_books_never_overlap_when_few_qualify(con) -> None:
+    run = queries.latest_runs(con, ("baseline",))["baseline"]
+    # The highest minimum that still leaves some books: fewer than 2 x 15 qualify.
+    n_ratings = sorted(r[0] for r in con.execute("select n_ratings from matrix.books").fetchall())
+    minimum = n_ratings[-7]
+    qualified = queries.count_bias_books(con, run, minimum)
+
+    top = queries.extreme_biases(con, run, minimum, 15, highest=True)
+    bottom = queries.extreme_biases(con, run, minimum, 15, highest=False)
+
+    assert 7 <= qualified < 30
+    assert (top.height, bottom.height) == ((qualified + 1) // 2, qualified // 2)
+    assert not set(top["book_key"]) & set(bottom["book_key"])
+    assert top["bias"].min() >= bottom["bias"].max()
+
+
 def test_every_figure_has_a_title_and_axis_labels(con) -> None:
     run = queries.latest_runs(con, ("mf",))["mf"]
     points, total = queries.projection_points(con, run, "pca", "tag", 50_000)

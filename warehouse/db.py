@@ -134,6 +134,16 @@ def memory_limit() -> str:
     return os.environ.get("SHELFWISE_MEMORY_LIMIT", "8GB")
 
 
+def connection_config() -> dict:
+    """Settings of every warehouse connection.
+
+    Python replacement scans are off: with them, a query naming a table the warehouse lacks (say
+    ``models.runs`` before any fit) would silently read a Python variable of that name instead of
+    failing with a catalog error.
+    """
+    return {"memory_limit": memory_limit(), "python_enable_replacements": False}
+
+
 def connect(db_path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file; a writable connection creates the fixed tables if missing."""
     db_path = Path(db_path)
@@ -142,7 +152,7 @@ def connect(db_path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyC
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(db_path), read_only=read_only, config={"memory_limit": memory_limit()})
+        con = duckdb.connect(str(db_path), read_only=read_only, config=connection_config())
     except duckdb.IOException as exc:
         raise ShelfwiseError(f"cannot open warehouse {db_path}: {str(exc).splitlines()[0]}") from exc
     if not read_only:
@@ -270,7 +280,7 @@ def open_for_reading(db_path: Path | str) -> duckdb.DuckDBPyConnection:
     """
     snap = snapshot_path(db_path)
     target = snap if snap.exists() else require_warehouse(db_path)
-    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit()})
+    con = duckdb.connect(":memory:", config=connection_config())
     try:
         con.execute(f"attach '{str(target).replace(chr(39), chr(39) * 2)}' as warehouse (read_only)")
     except duckdb.Error as exc:

@@ -61,6 +61,7 @@ def draw(kind: str, step: int, steps: list[int], _version):
             run_id = queries.latest_runs(con, (kind,)).get(kind)
             if run_id is None:
                 raise ShelfwiseError(f"No published {KIND_LABELS.get(kind, kind)} run.")
+            qualified = queries.count_bias_books(con, run_id, minimum)
             top = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=True)
             bottom = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=False)
             points = queries.bias_points(con, run_id, minimum, settings.max_points)
@@ -70,9 +71,10 @@ def draw(kind: str, step: int, steps: list[int], _version):
         return message, message, message, message
     run = f"{KIND_LABELS.get(kind, kind)} run #{run_id}"
     books = f"{run}; books with at least {minimum:,} ratings"
+    extremes = books if qualified >= 2 * EXTREMES else f"{books}: only {qualified:,}, split between the two lists"
     return (
-        figures.with_subtitle(figures.bias_bars(top, highest=True), books),
-        figures.with_subtitle(figures.bias_bars(bottom, highest=False), books),
+        figures.with_subtitle(figures.bias_bars(top, highest=True), extremes),
+        figures.with_subtitle(figures.bias_bars(bottom, highest=False), extremes),
         figures.with_subtitle(figures.bias_scatter(points), books),
         figures.with_subtitle(figures.user_bias_histogram(users), run),
     )
