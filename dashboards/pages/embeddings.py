@@ -40,7 +40,7 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
             ("Colour by", dcc.Dropdown(id="emb-colour", options=[{"label": figures.COLOUR_LABELS[c], "value": c} for c in COLOURS],
                                        value="tag", clearable=False, searchable=False, className="dd-colour")),
             ("Find a book", dcc.Dropdown(id="emb-search", options=options, value=selected, placeholder="Type a title or author…",
-                                         className="dd-search")),
+                                         className="dd-search", search_order="original")),
         ),
         html.Div([
             card(None, graph("emb-map", height=660), class_name="grow"),

@@ -28,13 +28,13 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
         "Type a title: each model lists the books whose vectors point the same way (cosine similarity). "
         "Pick a few favourites below for recommendations near their centre.",
         card("Find a book", dcc.Dropdown(id="nbr-book", options=options, value=selected,
-                                         placeholder="Type a title or author, e.g. The Da Vinci Code", className="dd-search wide")),
+                                         placeholder="Type a title or author", className="dd-search wide", search_order="original")),
         html.Div(id="nbr-columns", className="grid-3"),
         card(
             "Recommend from favourites",
             html.P("Books nearest the centroid of your favourites' unit vectors; never one of the favourites.", className="muted"),
             controls(
-                ("Favourite books", dcc.Dropdown(id="nbr-favs", multi=True, placeholder="Add books…", className="dd-search wide")),
+                ("Favourite books", dcc.Dropdown(id="nbr-favs", multi=True, placeholder="Add books…", className="dd-search wide", search_order="original")),
                 ("Model", dcc.RadioItems(id="nbr-fav-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
                                          value=kind, inline=True, className="radio")),
             ),

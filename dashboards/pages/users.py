@@ -32,7 +32,7 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
         "each with the rated books whose vectors are closest to it.",
         controls(
             ("User", dcc.Dropdown(id="usr-user", value=chosen, options=_user_options([chosen] if chosen else []),
-                                  placeholder="Type a user id…", className="dd-user")),
+                                  placeholder="Type a user id…", className="dd-user", search_order="original")),
             ("Model", dcc.RadioItems(id="usr-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
                                      value=kind, inline=True, className="radio")),
             ("", html.Button("Pick a random reader", id="usr-random", n_clicks=0, className="button")),

@@ -123,6 +123,17 @@ def test_neighbours_of_the_da_vinci_code_and_recommendations_from_favourites(bro
     browser.close_dropdown()
     assert sql(warehouse, "select count(*) from core.books")[0][0] == books_before
 
+    # The options keep the server's order (titles starting with the text first), not the dropdown's own.
+    with open_for_reading(warehouse) as con:
+        from dashboards import queries
+
+        runs = list(queries.latest_runs(con, ("svd", "als", "mf")).values())
+        expected = queries.search_books(con, "harry", runs, 20)["title"].to_list()
+    browser.type_in_dropdown("nbr-book", "harry")
+    browser.wait(lambda: len(browser.options()) == len(expected), f"{len(expected)} options for 'harry'")
+    assert [label.startswith(title) for label, title in zip(browser.options()[:3], expected[:3])] == [True] * min(3, len(expected))
+    browser.close_dropdown()
+
     label = browser.pick("nbr-book", "The Da Vinci Code")
     assert "Dan Brown" in label
     for kind in ("svd", "als", "mf"):
