@@ -66,6 +66,7 @@ def shell(settings: DashboardSettings) -> html.Div:
     return html.Div([
         dcc.Location(id="app-url", refresh=False),
         dcc.Store(id="app-data-version"),
+        dcc.Store(id="app-setup-reload"),
         dcc.Interval(id="app-poll", interval=int(settings.poll_seconds * 1000)),
         html.Header([
             html.A([html.Span(className="brand-mark"), "Shelfwise"], href="/", className="brand"),
@@ -89,6 +90,25 @@ def _shell_callbacks(app: dash.Dash, settings: DashboardSettings) -> None:
         """,
         [Output(f"app-nav-{p['module'].rsplit('.', 1)[-1]}", "className") for p in pages],
         Input("app-url", "pathname"),
+    )
+
+    # The setup page has no callbacks of its own to refresh: when a writer publishes a warehouse while
+    # it is showing, reload so the router builds the real page. The first version seen is only noted,
+    # so an empty warehouse never reloads in a loop.
+    app.clientside_callback(
+        """
+        function(version) {
+            if (window.shelfwiseSetupVersion === undefined) {
+                window.shelfwiseSetupVersion = version;
+            } else if (version !== window.shelfwiseSetupVersion && document.getElementById('setup-page')) {
+                window.location.reload();
+            }
+            window.shelfwiseSetupVersion = version;
+            return window.dash_clientside.no_update;
+        }
+        """,
+        Output("app-setup-reload", "data"),
+        Input("app-data-version", "data"),
     )
 
     @app.callback(

@@ -65,9 +65,9 @@ def fmt_file(path: str) -> str:
 
 
 def page(title: str, lead: str, *children: Any, page_id: str) -> html.Div:
-    """The frame of every page: a title, one sentence saying what it shows, then the content."""
+    """The frame of every page: a title, one sentence saying what it shows, then the content (None skipped)."""
     return html.Div(
-        [html.Div([html.H1(title), html.P(lead, className="lead")], className="page-head"), *children],
+        [html.Div([html.H1(title), html.P(lead, className="lead")], className="page-head"), *(c for c in children if c is not None)],
         className="page", id=page_id,
     )
 
@@ -182,11 +182,16 @@ def stars(rating: float | int | None) -> str:
 # ----------------------------------------------------------------------------- setup page
 
 
+# The bundled sample, as an absolute path so the commands work from any directory.
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "data" / "sample" / "goodbooks"
+
+
 def setup_page(status: WarehouseStatus, db_path: Path) -> html.Div:
     """What to run to build the warehouse, ticking off the steps already done. Never a traceback."""
     db = shlex.quote(str(db_path))
+    sample = shlex.quote(str(SAMPLE_DATA))
     steps = [
-        ("Load a dataset (raw files into DuckDB)", f"shelfwise load goodbooks data/sample/goodbooks --db {db}", status.loaded_files > 0),
+        ("Load a dataset (raw files into DuckDB)", f"shelfwise load goodbooks {sample} --db {db}", status.loaded_files > 0),
         ("Build the cleaned tables and the rating matrix", f"shelfwise transform --db {db}", status.transformed),
         ("Fit the models (each publishes factors, neighbours and 2-D maps)",
          "\n".join(f"shelfwise fit {k} --db {db}" for k in ("baseline", "svd", "als", "mf")), bool(status.published)),
@@ -208,8 +213,9 @@ def setup_page(status: WarehouseStatus, db_path: Path) -> html.Div:
     return html.Div([
         html.Div([html.H1("Build the warehouse first"), html.P(headline, className="lead", id="setup-headline")], className="page-head"),
         card("How to build one", html.Ol(items, className="steps"),
-             html.P(["Or all at once with ", html.Code("make demo"), ". The dashboard only reads the warehouse; "
-                     "reload this page when the commands have finished."], className="muted")),
+             html.P(["Or all at once: ", html.Code(f"shelfwise refresh --data {sample} --min-book-ratings 50 --db {db}"),
+                     " (the bundled sample needs the lower minimum), or ", html.Code("make demo"), ". The dashboard only reads "
+                     "the warehouse; this page opens the real one by itself once the commands have finished."], className="muted")),
     ], className="page", id="setup-page")
 
 
@@ -240,6 +246,14 @@ def book_options(found: Any, selected: Any = None) -> list[dict]:
             seen.add(key)
             options.append({"label": book_label(row["title"], row["authors"], row["publication_year"] if has_year else None), "value": key})
     return options
+
+
+def unknown_book_notice(book: str | None, selected: int | None) -> html.Div | None:
+    """A warning when the URL's ``?book=`` named no book of this warehouse (None otherwise)."""
+    if not book or selected is not None:
+        return None
+    return notice(f"No book {book!r} in this warehouse: ?book= takes a book key, as the links between pages write it. "
+                  "Find the book below instead.", "warn")
 
 
 def preselected_book(db_path: Path, book: str | None) -> tuple[int | None, list[dict]]:

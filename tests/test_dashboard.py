@@ -124,6 +124,16 @@ def test_every_page_renders_from_the_warehouse(app) -> None:
     assert '"notfound-page"' in client.render("/no-such-page")
 
 
+def test_a_book_in_the_url_that_is_not_in_the_warehouse_gets_a_notice(app, con) -> None:
+    client = DashClient(app)
+    known = con.execute("select min(book_key) from matrix.books").fetchall()[0][0]
+    for path in ("/neighbours", "/embeddings"):
+        for bad in ("abc", "999999999", "The%20Da%20Vinci%20Code"):
+            assert "No book " in client.render(path, f"?book={bad}"), (path, bad)
+        assert "No book " not in client.render(path, f"?book={known}")
+        assert "No book " not in client.render(path)
+
+
 def test_missing_and_empty_warehouses_show_how_to_build_one(tmp_path: Path) -> None:
     empty = tmp_path / "empty.duckdb"
     connect(empty).close()  # the fixed tables, nothing loaded

@@ -8,6 +8,7 @@ from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 from dashboards import figures, queries
 from dashboards.components import (
     book_list, book_options, book_row, card, controls, describe_failure, fmt_when, graph, notice, page, preselected_book, setup_page,
+    unknown_book_notice,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
@@ -31,6 +32,7 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
         "Embeddings",
         "Every book's factor vector drawn in two dimensions: books the same readers rate alike sit close together. "
         "Hover for a title, search or click a book to see its nearest neighbours.",
+        unknown_book_notice(book, selected),
         controls(
             ("Model", dcc.RadioItems(id="emb-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
                                      value=kind, inline=True, className="radio")),

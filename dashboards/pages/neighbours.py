@@ -8,6 +8,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dashboards import queries
 from dashboards.components import (
     book_list, book_options, book_row, card, controls, describe_failure, notice, page, preselected_book, setup_page,
+    unknown_book_notice,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
@@ -27,6 +28,7 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
         "Neighbours",
         "Type a title: each model lists the books whose vectors point the same way (cosine similarity). "
         "Pick a few favourites below for recommendations near their centre.",
+        unknown_book_notice(book, selected),
         card("Find a book", dcc.Dropdown(id="nbr-book", options=options, value=selected,
                                          placeholder="Type a title or author", className="dd-search wide", search_order="original")),
         html.Div(id="nbr-columns", className="grid-3"),

@@ -205,6 +205,24 @@ def test_models_compare_every_run_with_intervals(browser, warehouse: Path) -> No
     browser.assert_no_console_errors()
 
 
+def test_the_setup_page_opens_the_real_page_once_a_warehouse_appears(dashboard, warehouse: Path, tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "later.duckdb"
+    browser = dashboard(target, poll_seconds=0.5)
+    browser.open("/neighbours")
+    browser.wait_text("#setup-page", "shelfwise load goodbooks")
+    browser.idle()
+    assert browser.driver.find_elements("id", "setup-page")  # no reload loop while nothing is there
+
+    shutil.copyfile(warehouse, target)
+    shutil.copyfile(f"{warehouse}.read", f"{target}.read")
+
+    browser.wait_for("#nbr-page")
+    assert not browser.driver.find_elements("id", "setup-page")
+    browser.assert_no_console_errors()
+
+
 def test_an_empty_warehouse_shows_how_to_build_one(dashboard, tmp_path: Path) -> None:
     browser = dashboard(tmp_path / "nothing-here.duckdb")
     for path in ("/", "/embeddings", "/neighbours", "/users", "/biases", "/models"):
