@@ -140,8 +140,9 @@ def activity_figure(counts: pl.DataFrame, *, per: str, threshold: int | None) ->
         hovertemplate=f"%{{y:,}} {noun}s with %{{x:,}} ratings<extra></extra>",
     )
     style(fig, title, f"Ratings per {noun}", f"{noun.capitalize()}s")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    # Whole decades only: plotly's default log ticks label 2..9 between them, which crowd and misread.
+    fig.update_xaxes(type="log", dtick=1, tickformat=",d")
+    fig.update_yaxes(type="log", dtick=1, tickformat=",d")
     if threshold and threshold > 1:
         cut = int(c[n < threshold].sum())
         fig.add_vrect(x0=max(n.min(), 1) * 0.8, x1=threshold, fillcolor=ACCENT, opacity=0.08, line_width=0)
@@ -173,17 +174,18 @@ def _category_traces(points: pl.DataFrame) -> list[go.Scattergl]:
         part = points.filter(mask)
         if part.is_empty():
             continue
-        traces.append(_points_trace(part, name, {"color": colour, "opacity": opacity}))
+        traces.append(_points_trace(part, name, {"color": colour, "opacity": opacity}, detail="<br>top tag: %{fullData.name}"))
     return traces
 
 
-def _points_trace(part: pl.DataFrame, name: str, marker: dict) -> go.Scattergl:
+def _points_trace(part: pl.DataFrame, name: str, marker: dict, *, detail: str = "", text: list[str] | None = None) -> go.Scattergl:
+    """One trace of map points; ``detail`` adds a hover line (the value the points are coloured by)."""
     return go.Scattergl(
         x=part["x"].to_numpy(), y=part["y"].to_numpy(), mode="markers", name=name,
-        marker={"size": 5, **marker},
+        marker={"size": 5, **marker}, text=text,
         hovertext=hover_labels(part["title"].to_list(), part["authors"].to_list()),
         customdata=book_keys(part),
-        hovertemplate="%{hovertext}<extra></extra>",
+        hovertemplate="%{hovertext}" + detail + "<extra></extra>",
     )
 
 
@@ -198,16 +200,21 @@ def _continuous_traces(points: pl.DataFrame, colour: str) -> list[go.Scattergl]:
         traces.append(_points_trace(unknown, "unknown", {"color": "#cbd2d9", "opacity": 0.5}))
     if not known.is_empty():
         v = known["value"].to_numpy()
-        lo, hi = np.percentile(v, [2, 98]) if len(v) > 20 else (v.min(), v.max())
+        # Publication years have a long tail of classics; 2-98% would spend the scale on 1800-1950.
+        low_pct = 10 if colour == "year" else 2
+        lo, hi = np.percentile(v, [low_pct, 98]) if len(v) > 20 else (v.min(), v.max())
         if colour == "bias":  # centred, diverging: red below average, blue above
             span = max(abs(lo), abs(hi)) or 1.0
             scale, lo, hi = "RdBu", -span, span
         else:
             scale = "Viridis"
+        raw = known["colour"].cast(pl.Float64).to_numpy()
+        shown = {"year": "{:.0f}", "rating": "{:.2f}", "bias": "{:+.3f}", "popularity": "{:,.0f} ratings"}[colour]
+        label = COLOUR_LABELS[colour].removesuffix(" (log10)")
         trace = _points_trace(known, COLOUR_LABELS[colour], {
             "color": v, "colorscale": scale, "cmin": float(lo), "cmax": float(hi), "opacity": 0.85,
             "colorbar": {"title": {"text": COLOUR_LABELS[colour], "side": "right"}, "thickness": 12},
-        })
+        }, detail=f"<br>{label}: %{{text}}", text=[shown.format(x) for x in raw])
         trace.showlegend = False
         traces.append(trace)
     return traces

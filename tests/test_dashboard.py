@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,6 +342,25 @@ def test_good_and_bad_books_never_overlap_when_few_qualify(con) -> None:
     assert (top.height, bottom.height) == ((qualified + 1) // 2, qualified // 2)
     assert not set(top["book_key"]) & set(bottom["book_key"])
     assert top["bias"].min() >= bottom["bias"].max()
+
+
+def test_map_hover_names_the_value_each_point_is_coloured_by(con) -> None:
+    run = queries.latest_runs(con, ("mf",))["mf"]
+    for colour, pattern in (("year", r"^-?\d{1,4}$"), ("bias", r"^[+-]\d\.\d{3}$"), ("popularity", r"^[\d,]+ ratings$")):
+        points, total = queries.projection_points(con, run, "pca", colour, 50_000)
+        fig = figures.embedding_map(points, colour, total=total, title="map")[0]
+        [coloured] = [t for t in fig.data if t.marker.colorbar and t.marker.colorbar.title.text]
+        assert "%{text}" in coloured.hovertemplate, colour
+        assert all(re.match(pattern, t) for t in coloured.text), (colour, coloured.text[:3])
+    points, total = queries.projection_points(con, run, "pca", "tag", 50_000)
+    data = figures.embedding_map(points, "tag", total=total, title="map")[0].data
+    tagged = [t for t in data if "top tag: %{fullData.name}" in (t.hovertemplate or "")]
+    assert len(tagged) == len(data) - 2  # all but the two highlight traces (chosen book, its neighbours)
+
+
+def test_long_tail_axes_tick_whole_decades_only(con) -> None:
+    fig = figures.activity_figure(queries.activity(con, "book").filter(pl.col("n") > 0), per="book", threshold=10)
+    assert (fig.layout.xaxis.type, fig.layout.xaxis.dtick, fig.layout.yaxis.type, fig.layout.yaxis.dtick) == ("log", 1, "log", 1)
 
 
 def test_every_figure_has_a_title_and_axis_labels(con) -> None:
