@@ -135,6 +135,18 @@ def test_a_book_in_the_url_that_is_not_in_the_warehouse_gets_a_notice(app, con) 
         assert "No book " not in client.render(path)
 
 
+def test_embeddings_panel_says_a_filtered_out_book_is_not_in_the_model(app, con) -> None:
+    client = DashClient(app)
+    run = queries.latest_runs(con, ("mf",))["mf"]
+    left_out = con.execute("select min(book_key) from core.books anti join matrix.books using (book_key)").fetchall()[0][0]
+    kept = con.execute("select min(book_key) from matrix.books").fetchall()[0][0]
+
+    text = json.dumps(client.call("emb-detail.children", {"emb-selected.data": left_out, "emb-run.value": run}))
+    assert "not in this model" in text and "Nearest" not in text
+    text = json.dumps(client.call("emb-detail.children", {"emb-selected.data": kept, "emb-run.value": run}))
+    assert "Nearest" in text and "not in this model" not in text
+
+
 def test_missing_and_empty_warehouses_show_how_to_build_one(tmp_path: Path) -> None:
     empty = tmp_path / "empty.duckdb"
     connect(empty).close()  # the fixed tables, nothing loaded

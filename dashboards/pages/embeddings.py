@@ -191,10 +191,11 @@ def detail(selected: int | None, run_id: int | None):
     b = book.row(0, named=True)
     head = book_list([book_row(selected, b["title"], b["authors"], b["image_url"], detail=str(b["publication_year"] or ""))])
     if near.is_empty():
-        body = notice("This run has no stored neighbours for this book.")
-    else:
-        body = book_list([book_row(r["book_key"], r["title"], r["authors"], r["image_url"], rank=r["rank"], score=r["score"],
-                                   score_label="cosine similarity") for r in near.iter_rows(named=True)], list_id="emb-neighbours")
+        # Every fitted book has stored neighbours, so none means the matrix's filters left it out.
+        return [head, notice("This book is not in this model (too few ratings: the matrix's filters left it out when "
+                             "the model was fitted), so it has no point on the map and no neighbours.", "warn")]
+    body = book_list([book_row(r["book_key"], r["title"], r["authors"], r["image_url"], rank=r["rank"], score=r["score"],
+                               score_label="cosine similarity") for r in near.iter_rows(named=True)], list_id="emb-neighbours")
     return [
         head,
         html.H3(f"Nearest {near.height} books (cosine)", className="sub"),
