@@ -21,7 +21,7 @@ CATEGORY_COLOURS = [
     "#F0E442", "#4E79A7", "#B07AA1", "#76B7B2",
 ]
 KIND_COLOURS = {
-    "global_mean": "#9aa5b1", "popularity": "#7b8794", "baseline": "#56B4E9",
+    "global_mean": "#9aa5b1", "popularity": "#CC79A7", "baseline": "#56B4E9",  # Okabe-Ito, tellable apart
     "svd": "#0072B2", "als": "#E69F00", "mf": "#009E73",
 }
 KIND_LABELS = {
