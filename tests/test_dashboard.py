@@ -147,6 +147,20 @@ def test_embeddings_panel_says_a_filtered_out_book_is_not_in_the_model(app, con)
     assert "Nearest" in text and "not in this model" not in text
 
 
+def test_a_user_the_filters_left_out_still_shows_their_ratings_and_why(app, con) -> None:
+    client = DashClient(app)
+    left_out, n = con.execute(
+        "select user_key, count(*) from core.ratings anti join matrix.users using (user_key) group by user_key order by user_key limit 1"
+    ).fetchall()[0]
+
+    out = client.call("usr-rated.children", {"usr-user.value": left_out, "usr-kind.value": "mf"})
+    rated, recs = json.dumps(out["usr-rated"]["children"]), json.dumps(out["usr-recs"]["children"])
+    assert f"User {left_out} rated {n} books" in rated
+    assert "too few to pass the matrix's filters" in recs
+    out = client.call("usr-rated.children", {"usr-user.value": 987654321, "usr-kind.value": "mf"})
+    assert "No user 987654321 has ratings" in json.dumps(out["usr-recs"]["children"])
+
+
 def test_missing_and_empty_warehouses_show_how_to_build_one(tmp_path: Path) -> None:
     empty = tmp_path / "empty.duckdb"
     connect(empty).close()  # the fixed tables, nothing loaded

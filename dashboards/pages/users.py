@@ -85,14 +85,14 @@ def show_user(user_key: int | None, kind: str, _version):
             run_id = queries.latest_runs(con, (kind,)).get(kind)
             if run_id is None:
                 return None, notice(f"No published {KIND_LABELS.get(kind, kind)} run.", "warn")
-            if not queries.user_exists(con, run_id, user_key):
-                return None, notice(f"User {user_key} is not in {KIND_LABELS.get(kind, kind)} run #{run_id} "
-                                    "(too few ratings to pass the filters, or unknown).", "warn")
             rated, total = queries.user_ratings(con, run_id, user_key, RATED_SHOWN)
-            recs = queries.user_recommendations(con, kind, user_key, settings.recommendations)
+            in_model = queries.user_exists(con, run_id, user_key)
+            recs = queries.user_recommendations(con, kind, user_key, settings.recommendations) if in_model else []
     except Exception as exc:
         message = notice(describe_failure(exc), "warn")
         return message, None
+    if not total:
+        return None, notice(f"No user {user_key} has ratings in this warehouse.", "warn")
     rated_items = [
         book_row(r["book_key"], r["title"], r["authors"], r["image_url"], detail=html.Span(stars(r["rating"]), className="stars",
                  title=f"rated {r['rating']} of 5"))
@@ -103,6 +103,10 @@ def show_user(user_key: int | None, kind: str, _version):
         html.P(f"User {user_key} rated {fmt_int(total)} books{more}.", className="muted"),
         html.Div(book_list(rated_items, list_id="usr-rated-list"), className="scroll-y"),
     ]
+    if not in_model:  # still show what they rated: it says why the model left them out
+        return rated_block, notice(f"User {user_key} is not in {KIND_LABELS.get(kind, kind)} run #{run_id}: "
+                                   f"{fmt_int(total)} ratings are too few to pass the matrix's filters, so there are no "
+                                   "recommendations for them.", "warn")
     rec_items = []
     for i, r in enumerate(recs, 1):
         because = (
