@@ -455,7 +455,8 @@ def books_by_key(con: duckdb.DuckDBPyConnection, book_keys: list[int]) -> pl.Dat
 def neighbours(con: duckdb.DuckDBPyConnection, run_id: int, book_key: int, n: int) -> pl.DataFrame:
     """The stored cosine neighbours of a book under a run (empty if the book is not in the run).
 
-    Columns: rank, book_key, title, authors, image_url, score.
+    Columns: rank, book_key, title, authors, image_url, score, n_ratings (in the current matrix;
+    null if it was rebuilt without the book).
     """
     return frame(
         con,
@@ -463,11 +464,12 @@ def neighbours(con: duckdb.DuckDBPyConnection, run_id: int, book_key: int, n: in
         with target as (
             select book_idx from models.run_books where run_id = $run and book_key = $key
         )
-        select n.rank, rb.book_key, b.title, b.authors, b.image_url, n.score
+        select n.rank, rb.book_key, b.title, b.authors, b.image_url, n.score, mb.n_ratings
         from models.book_neighbours as n
         inner join target as t on t.book_idx = n.book_idx
         inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.neighbour_idx
         left join core.books as b on b.book_key = rb.book_key
+        left join matrix.books as mb on mb.book_key = rb.book_key
         where n.run_id = $run and n.rank <= $n
         order by n.rank
         """,

@@ -161,6 +161,17 @@ def test_a_user_the_filters_left_out_still_shows_their_ratings_and_why(app, con)
     assert "No user 987654321 has ratings" in json.dumps(out["usr-recs"]["children"])
 
 
+def test_neighbour_lists_show_how_many_ratings_each_neighbour_has(app, con) -> None:
+    client = DashClient(app)
+    book = con.execute("select book_key from matrix.books order by n_ratings desc limit 1").fetchall()[0][0]
+    run = queries.latest_runs(con, ("als",))["als"]
+    first = queries.neighbours(con, run, book, 1).row(0, named=True)
+
+    text = json.dumps(client.call("nbr-columns.children", {"nbr-book.value": book}))
+
+    assert first["n_ratings"] > 0 and f"{first['n_ratings']:,} ratings" in text
+
+
 def test_missing_and_empty_warehouses_show_how_to_build_one(tmp_path: Path) -> None:
     empty = tmp_path / "empty.duckdb"
     connect(empty).close()  # the fixed tables, nothing loaded

@@ -7,7 +7,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboards import queries
 from dashboards.components import (
-    book_list, book_options, book_row, card, controls, describe_failure, notice, page, preselected_book, setup_page,
+    book_list, book_options, book_row, card, controls, describe_failure, fmt_int, notice, page, preselected_book, setup_page,
     unknown_book_notice,
 )
 from dashboards.figures import KIND_LABELS
@@ -92,8 +92,10 @@ def columns(book_key: int | None, _version):
             body = notice("This book is not in this model (filtered out when it was fitted).")
         else:
             body = book_list([
+                # The rating count lets a reader discount a neighbour few people rated.
                 book_row(r["book_key"], r["title"], r["authors"], r["image_url"], rank=r["rank"], score=r["score"],
-                         score_label="cosine similarity")
+                         score_label="cosine similarity",
+                         detail=f"{fmt_int(r['n_ratings'])} ratings" if r["n_ratings"] is not None else None)
                 for r in near.iter_rows(named=True)
             ], list_id=f"nbr-list-{kind}")
         out.append(card(f"{KIND_LABELS[kind]} · run #{run_id}", body, class_name="column", card_id=f"nbr-col-{kind}"))
