@@ -651,14 +651,18 @@ def count_bias_books(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: i
     return int(rows(con, f"select count(*) from ({BIAS_COLUMNS})", {"run": run_id, "min": min_ratings})[0][0])
 
 
-def extreme_biases(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, n: int, *, highest: bool) -> pl.DataFrame:
+def extreme_biases(
+    con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, n: int, *, highest: bool, qualified: int | None = None
+) -> pl.DataFrame:
     """The ``n`` books with the highest (or lowest) learned bias among those with enough ratings.
 
     When fewer than ``2 n`` books qualify they are split, the upper half highest and the lower half
     lowest, so no book is ever both "generally good" and "generally bad".
+    ``qualified`` is :func:`count_bias_books` when the caller has it already.
     Columns: book_key, title, authors, bias, n_ratings, mean_rating, average_rating.
     """
-    qualified = count_bias_books(con, run_id, min_ratings)
+    if qualified is None:
+        qualified = count_bias_books(con, run_id, min_ratings)
     n = min(n, (qualified + 1) // 2 if highest else qualified // 2)
     order = "desc" if highest else "asc"  # allow-list of two
     return frame(

@@ -200,7 +200,7 @@ def build_transform_config(**kw: object) -> TransformConfig:
 @DB_OPTION
 def transform(db_path: Path, **kw: object) -> None:
     """Build core.* and the filtered, indexed matrix.* tables with the SQL models."""
-    from warehouse.db import require_warehouse, writer
+    from warehouse.db import writer
     from warehouse.runner import run_transforms
 
     config = build_transform_config(**kw)
@@ -208,8 +208,7 @@ def transform(db_path: Path, **kw: object) -> None:
     table.add_column("model")
     table.add_column("rows", justify="right")
     table.add_column("seconds", justify="right")
-    require_warehouse(db_path)
-    with writer(db_path) as con:
+    with writer(db_path, create=False) as con:
         with status("running SQL models"):
             results = run_transforms(con, config)
         for r in results:
@@ -306,10 +305,9 @@ def fit(kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_run
     from shelfwise.params import PublishConfig
     from shelfwise.pipeline import fit_and_publish
     from shelfwise.tuning import params_for
-    from warehouse.db import require_warehouse, writer
+    from warehouse.db import writer
 
-    require_warehouse(db_path)
-    with writer(db_path) as con:
+    with writer(db_path, create=False) as con:
         params = params_for(con, kind, _kind_overrides(kind, param))
         with _progress_step() as step:
             run_id = fit_and_publish(con, kind, params, PublishConfig(neighbours, tsne, keep_runs), step=step)
@@ -331,7 +329,7 @@ def tune(kinds: tuple[str, ...], axes: tuple[str, ...], only: bool, validation_f
     The test split is never read: it stays for `shelfwise evaluate`. Explicit `fit -p` overrides win.
     """
     from shelfwise import tuning
-    from warehouse.db import require_warehouse, writer
+    from warehouse.db import writer
 
     for kind in dict.fromkeys(kinds):
         try:
@@ -341,8 +339,7 @@ def tune(kinds: tuple[str, ...], axes: tuple[str, ...], only: bool, validation_f
         if only and not given:
             raise ShelfwiseError("--only needs at least one --axis")
         space = tuning.with_axes(kind, given, only=only)
-        require_warehouse(db_path)
-        with writer(db_path) as con, _progress_step() as step:
+        with writer(db_path, create=False) as con, _progress_step() as step:
             result = tuning.tune(con, kind, space=space, fraction=validation_fraction, random_state=seed, passes=passes, step=step)
         table = Table(title=f"{kind}: {len(result.trials)} points, validation {result.metric} (best first)")
         names = tuning.axis_names(space)
@@ -365,10 +362,9 @@ def tune(kinds: tuple[str, ...], axes: tuple[str, ...], only: bool, validation_f
 def evaluate(k: int, n_boot: int, db_path: Path) -> None:
     """Score every published model on the held-out split; store and print the metrics."""
     from shelfwise.pipeline import evaluate as run_evaluation
-    from warehouse.db import require_warehouse, writer
+    from warehouse.db import writer
 
-    require_warehouse(db_path)
-    with writer(db_path) as con:
+    with writer(db_path, create=False) as con:
         with _progress_step() as step:
             rows = run_evaluation(con, k=k, n_boot=n_boot, step=step)
     print_metrics(rows)
@@ -462,7 +458,7 @@ def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, mi
 
     from shelfwise.params import KINDS, PublishConfig
     from shelfwise.refresh import last_transform, refresh as run_refresh
-    from warehouse.db import require_warehouse, writer
+    from warehouse.db import writer
 
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
     if not wanted:
@@ -470,9 +466,7 @@ def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, mi
     unknown = set(wanted) - set(KINDS)
     if unknown:
         raise ShelfwiseError(f"--kinds: unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
-    if data_dir is None:  # with --data, refresh builds the warehouse from scratch
-        require_warehouse(db_path)
-    with writer(db_path) as con:
+    with writer(db_path, create=data_dir is not None) as con:  # with --data it may build one from scratch
         transform = None
         overrides = {k: v for k, v in {"min_user_ratings": min_user_ratings, "min_book_ratings": min_book_ratings}.items() if v is not None}
         if overrides:
@@ -529,16 +523,14 @@ def digest(favourites_file: Path, pick: int, n: int, kind: str, seed: int | None
     import numpy as np
 
     from shelfwise import digest as mail
-    from warehouse.db import require_warehouse, open_for_reading, writer
+    from warehouse.db import open_for_reading, writer
 
     titles = mail.read_favourites(favourites_file)
     deliver = send and not dry_run
     settings = mail.SmtpSettings.from_env() if deliver else None  # bad settings fail before any work
     seed = mail.week_seed(dt.date.today()) if seed is None else seed
     rng = np.random.default_rng(seed)
-    if deliver:
-        require_warehouse(db_path)
-    opened = writer(db_path) if deliver else open_for_reading(db_path)
+    opened = writer(db_path, create=False) if deliver else open_for_reading(db_path)
     with opened as con:
         built = mail.build_digest(con, titles, pick=pick, n=n, kind=kind, rng=rng, history_weeks=history_weeks)
         for skipped in built.unresolved:

@@ -29,10 +29,10 @@ def _check(
         value = getattr(params, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ParamError(f"{kind} {name}={value!r}: must be a whole number of at least 1")
-    for name, lowest, strict in [(n, 0.0, True) for n in positive] + [(n, 0.0, False) for n in non_negative]:
+    for name, strict in [(n, True) for n in positive] + [(n, False) for n in non_negative]:
         value = getattr(params, name)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < lowest or (strict and value == lowest):
+        if not ok or value < 0 or (strict and value == 0):
             raise ParamError(f"{kind} {name}={value!r}: must be a finite number {'above' if strict else 'of at least'} 0")
     for name, allowed in (choices or {}).items():
         value = getattr(params, name)

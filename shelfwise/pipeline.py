@@ -38,6 +38,7 @@ def check_fits(kind: str, params: Any, shape: tuple[int, int]) -> None:
 
 def fit_model(kind: str, train: sp.csr_matrix, params: Any, *, on_iteration: Callable[[int, float], None] | None = None) -> FactorModel:
     """Dispatch to the pure fitting function of ``kind`` with its typed params."""
+    check_fits(kind, params, train.shape)
     p = as_dict(params)
     if np.any(train.data == 0):
         # Stored zeros are missing ratings, not ratings of 0, for every kind.
@@ -45,7 +46,6 @@ def fit_model(kind: str, train: sp.csr_matrix, params: Any, *, on_iteration: Cal
         train.eliminate_zeros()
     if kind == "baseline":
         return fit_biases(train, **p)
-    check_fits(kind, params, train.shape)
     if kind == "svd":
         return fit_svd(train, **p)
     if kind == "als":

@@ -212,13 +212,18 @@ def require_warehouse(db_path: Path | str) -> Path:
 
 
 @contextmanager
-def writer(db_path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+def writer(db_path: Path | str, *, create: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection that, on success, publishes a fresh read snapshot of the warehouse.
+
+    With ``create=False`` a missing file is a one-line error instead of a new empty warehouse (for
+    every command but load, so a mistyped ``--db`` never leaves a stray file behind).
 
     DuckDB lets one process write a file or many read it, never both at once. Readers (the
     dashboard) open the snapshot instead, so a long refresh never blocks them; os.replace swaps
     the snapshot atomically and open readers keep the old inode until they reconnect.
     """
+    if not create:
+        require_warehouse(db_path)
     con = connect(db_path)
     try:
         yield con

@@ -62,8 +62,8 @@ def draw(kind: str, step: int, steps: list[int], _version):
             if run_id is None:
                 raise ShelfwiseError(f"No published {KIND_LABELS.get(kind, kind)} run.")
             qualified = queries.count_bias_books(con, run_id, minimum)
-            top = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=True)
-            bottom = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=False)
+            top = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=True, qualified=qualified)
+            bottom = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=False, qualified=qualified)
             points = queries.bias_points(con, run_id, minimum, settings.max_points)
             users = queries.user_bias_histogram(con, run_id)
     except Exception as exc:
