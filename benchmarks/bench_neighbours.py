@@ -20,12 +20,16 @@ sys.path.insert(0, str(ROOT))
 
 from warehouse.db import connect  # noqa: E402
 
-SAME_AUTHOR = """
+# Each matrix book with its first author.
+BOOKS = """
 with books as (
     select mb.book_key, split_part(b.authors, ', ', 1) as author
     from matrix.books as mb
     inner join core.books as b on b.book_key = mb.book_key
-),
+)
+"""
+
+SAME_AUTHOR = BOOKS + """,
 
 prolific as (
     select author, count(*) as n_books from books group by author having count(*) >= 3
@@ -48,12 +52,7 @@ from per_book group by kind order by kind
 
 # Chance: for a book by an author with n books among m, a random other book shares the author
 # with probability (n - 1) / (m - 1); averaged over the same books as above.
-CHANCE = """
-with books as (
-    select mb.book_key, split_part(b.authors, ', ', 1) as author
-    from matrix.books as mb
-    inner join core.books as b on b.book_key = mb.book_key
-),
+CHANCE = BOOKS + """,
 
 counts as (select author, count(*) as n_books from books group by author)
 

@@ -62,6 +62,18 @@ def per_user_squared_errors(model, test: sp.csr_matrix) -> tuple[np.ndarray, np.
     return np.bincount(users, err**2, minlength=test.shape[0]), np.diff(test.indptr).astype(np.float64)
 
 
+def binary(m: sp.csr_matrix) -> sp.csr_matrix:
+    """The same cells, every value 1 (float32)."""
+    return sp.csr_matrix((np.ones_like(m.data, dtype=np.float32), m.indices, m.indptr), shape=m.shape)
+
+
+def train_carve(train: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The validation carve every reference tunes on: the one `shelfwise tune` uses (15%, seed 0)."""
+    from shelfwise.tuning import carve_validation
+
+    return carve_validation(train, fraction=0.15, random_state=0)
+
+
 def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.0, 200.0, 500.0)) -> tuple[float, Callable]:
     """EASE (Steck 2019), the strong item-item reference for top-N, lambda chosen on the train carve.
 
@@ -70,8 +82,6 @@ def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.
     ``B = I - P diag(1 / diag P)``, ``P = (X^T X + lambda I)^-1`` on binary X; scores ``X_u B``.
     Not a product model: a yardstick for what a well-tuned linear model reaches on this data.
     """
-    from shelfwise.tuning import carve_validation
-
     def fit(x: sp.csr_matrix, lam: float) -> np.ndarray:
         gram = (x.T @ x).toarray() + lam * np.eye(x.shape[1])
         p = np.linalg.inv(gram)
@@ -79,10 +89,7 @@ def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.
         np.fill_diagonal(b, 0.0)
         return b.astype(np.float32)
 
-    def binary(m: sp.csr_matrix) -> sp.csr_matrix:
-        return sp.csr_matrix((np.ones_like(m.data, dtype=np.float32), m.indices, m.indptr), shape=m.shape)
-
-    fit_part, validation = carve_validation(train, fraction=0.15, random_state=0)
+    fit_part, validation = train_carve(train)
     x_fit = binary(fit_part)
     rel = relevant_test(validation)
     best = max(lambdas, key=lambda lam: per_user_ranking(lambda u, b=fit(x_fit, lam): np.asarray(x_fit[u] @ b), fit_part, rel).ndcg.mean())
@@ -105,14 +112,13 @@ def reference_item_knn(
     whether a different family, or a blend, would move RMSE where mf cannot.
     """
     from analytics.baseline import fit_biases
-    from shelfwise.tuning import carve_validation
 
     def fit(x: sp.csr_matrix, shrink: float, damp: float) -> Callable:
         b = fit_biases(x, reg_user=5.0, reg_book=5.0)
         x = sp.csr_matrix(x, dtype=np.float64)
         users = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
         resid = sp.csr_matrix((x.data - b.global_mean - b.user_bias[users] - b.book_bias[x.indices], x.indices, x.indptr), shape=x.shape)
-        rated = sp.csr_matrix((np.ones_like(x.data), x.indices, x.indptr), shape=x.shape)
+        rated = binary(x)
         dots = (resid.T @ resid).toarray()
         norms = np.sqrt(np.maximum(np.diag(dots), 1e-12))
         together = (rated.T @ rated).toarray()
@@ -129,7 +135,7 @@ def reference_item_knn(
     def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
         return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
-    fit_part, validation = carve_validation(train, fraction=0.15, random_state=0)
+    fit_part, validation = train_carve(train)
     vu = np.repeat(np.arange(validation.shape[0]), np.diff(validation.indptr))
     vb, truth = validation.indices, validation.data
     shrink, damp = min(((s, d) for s in shrinks for d in damps), key=lambda sd: rmse(fit(fit_part, *sd)(vu, vb), truth))
@@ -147,14 +153,13 @@ def reference_als_plus_mf(train: sp.csr_matrix, als_params, mf_params) -> tuple[
     is chosen on the train carve, with both models refitted there on their tuned params; then both
     are refitted on all of train. Not a product model: it says how far a hybrid moves the ratio.
     """
-    from shelfwise.tuning import carve_validation
 
     def combine(als, mf, g: float) -> Callable:
         probe = np.arange(min(2000, train.shape[0]))
         scale = g * float(np.std(als.scores(probe))) / float(np.std(mf.scores(probe)))
         return lambda u: als.scores(u) + scale * mf.scores(u)
 
-    fit_part, validation = carve_validation(train, fraction=0.15, random_state=0)
+    fit_part, validation = train_carve(train)
     als, mf = fit_model("als", fit_part, als_params), fit_model("mf", fit_part, mf_params)
     rel = relevant_test(validation)
     best = max((0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0), key=lambda g: per_user_ranking(combine(als, mf, g), fit_part, rel).ndcg.mean())
@@ -249,7 +254,7 @@ def main() -> None:
         lo, hi = paired_interval(lambda w: (w @ nd_als) / (w @ nd_pop), len(users), args.n_boot)
         paired.append(f"| ALS NDCG@10 / popularity NDCG@10 | {ratio:.3f} [{lo:.3f}, {hi:.3f}] |")
         # The same ratio when every held-out rating counts as relevant, not only 4s and 5s.
-        anything = sp.csr_matrix((np.ones_like(data.test.data, dtype=np.float32), data.test.indices, data.test.indptr), shape=data.test.shape)
+        anything = binary(data.test)
         any_als = per_user_ranking(models["als"].scores, data.train, anything).ndcg
         any_pop = per_user_ranking(models["popularity"].scores, data.train, anything).ndcg
         lo, hi = paired_interval(lambda w: (w @ any_als) / (w @ any_pop), len(any_als), args.n_boot)
