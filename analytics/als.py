@@ -8,7 +8,6 @@ from threadpoolctl import threadpool_limits
 
 from analytics.factors import FactorModel
 
-
 WEIGHTINGS: tuple[str, ...] = ("rating", "binary", "bm25")
 
 
@@ -37,7 +36,9 @@ def bm25_confidence(ratings: sp.csr_matrix, *, k1: float = 100.0, b: float = 0.8
     return conf.astype(np.float32)
 
 
-def confidence_matrix(ratings: sp.csr_matrix, *, min_rating: float = 0.0, weighting: str = "rating") -> sp.csr_matrix:
+def confidence_matrix(
+    ratings: sp.csr_matrix, *, min_rating: float = 0.0, weighting: str = "rating"
+) -> sp.csr_matrix:
     """Per-cell confidence for ALS, float32 csr of the same shape.
 
     ``weighting='rating'`` uses the rating itself (a 5 is stronger evidence than a 2),

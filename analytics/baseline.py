@@ -45,9 +45,15 @@ def fit_biases(
     b_u = np.zeros(train.shape[0])
     b_i = np.zeros(train.shape[1])
     for _ in range(iterations):
-        b_i = np.bincount(books, residual_base - b_u[users], minlength=train.shape[1]) / (n_i + reg_book)
-        b_u = np.bincount(users, residual_base - b_i[books], minlength=train.shape[0]) / (n_u + reg_user)
-    return FactorModel("baseline", global_mean=mu, user_bias=b_u, book_bias=b_i, info={"iterations": iterations})
+        b_i = np.bincount(books, residual_base - b_u[users], minlength=train.shape[1]) / (
+            n_i + reg_book
+        )
+        b_u = np.bincount(users, residual_base - b_i[books], minlength=train.shape[0]) / (
+            n_u + reg_user
+        )
+    return FactorModel(
+        "baseline", global_mean=mu, user_bias=b_u, book_bias=b_i, info={"iterations": iterations}
+    )
 
 
 def fit_global_mean(train: sp.csr_matrix) -> FactorModel:

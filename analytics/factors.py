@@ -49,7 +49,9 @@ class FactorModel:
         if self.book_bias is not None:
             out += self.book_bias[books]
         if self.user_factors is not None and self.book_factors is not None:
-            out += np.einsum("ij,ij->i", self.user_factors[users], self.book_factors[books], dtype=np.float64)
+            out += np.einsum(
+                "ij,ij->i", self.user_factors[users], self.book_factors[books], dtype=np.float64
+            )
         return np.clip(out, 1.0, 5.0)
 
     def scores(self, users: np.ndarray) -> np.ndarray:

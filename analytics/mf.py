@@ -50,7 +50,9 @@ def row_grams(rows: sp.csr_matrix, x: np.ndarray, *, max_cells: int = 1 << 18) -
     return out
 
 
-def batched_cg(gram: np.ndarray, damp: np.ndarray, rhs: np.ndarray, x0: np.ndarray, steps: int) -> np.ndarray:
+def batched_cg(
+    gram: np.ndarray, damp: np.ndarray, rhs: np.ndarray, x0: np.ndarray, steps: int
+) -> np.ndarray:
     """Approximately solve ``(G_u + diag(damp_u)) x_u = rhs_u`` for every row at once.
 
     Jacobi-preconditioned conjugate gradient, ``steps`` iterations from the warm start ``x0``; each
@@ -90,7 +92,9 @@ def batched_cg(gram: np.ndarray, damp: np.ndarray, rhs: np.ndarray, x0: np.ndarr
     return x
 
 
-def _cg(matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarray, steps: int) -> np.ndarray:
+def _cg(
+    matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarray, steps: int
+) -> np.ndarray:
     """Plain conjugate gradient for one symmetric positive-definite system on matrix-shaped unknowns."""
     x = x0.copy()
     r = b - matvec(x)
@@ -114,7 +118,9 @@ def _gram_times(gram: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.einsum("nij,nj->ni", gram, v.astype(np.float32)).astype(np.float64)
 
 
-def _weighted_sums(r: sp.csr_matrix, values: np.ndarray, x: np.ndarray, *, by_book: bool = False) -> np.ndarray:
+def _weighted_sums(
+    r: sp.csr_matrix, values: np.ndarray, x: np.ndarray, *, by_book: bool = False
+) -> np.ndarray:
     """``sum_i values_ui x_i`` per user (or ``sum_u values_ui x_u`` per book with ``by_book``).
 
     ``values`` follows ``r``'s cell order. float32 products (twice as fast as float64, and the Gram
@@ -126,11 +132,15 @@ def _weighted_sums(r: sp.csr_matrix, values: np.ndarray, x: np.ndarray, *, by_bo
     return np.asarray((m.T if by_book else m) @ x32, dtype=np.float64)
 
 
-def _rowwise_dot(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+def _rowwise_dot(
+    a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 20
+) -> np.ndarray:
     """``sum_k a[ia, k] * b[ib, k]`` in chunks, so the gathered rows never exceed ``chunk`` cells."""
     out = np.empty(len(ia), dtype=np.float64)
     for s in range(0, len(ia), chunk):
-        out[s : s + chunk] = np.einsum("ij,ij->i", a[ia[s : s + chunk]], b[ib[s : s + chunk]], dtype=np.float64)
+        out[s : s + chunk] = np.einsum(
+            "ij,ij->i", a[ia[s : s + chunk]], b[ib[s : s + chunk]], dtype=np.float64
+        )
     return out
 
 
@@ -275,15 +285,30 @@ def fit_mf(
         q, b_i = solution[:, :k], solution[:, k]
 
         # Training error from the same sums: |t - X w|^2 = |t|^2 - 2 w . X^T t + w^T G w per book.
-        sse = float(target @ target) - 2.0 * float(np.sum(solution * rhs_t)) + float(np.sum(solution * _gram_times(gram_t, solution)))
+        sse = (
+            float(target @ target)
+            - 2.0 * float(np.sum(solution * rhs_t))
+            + float(np.sum(solution * _gram_times(gram_t, solution)))
+        )
         rmse = float(np.sqrt(max(sse, 0.0) / max(r.nnz, 1)))
         history.append(rmse)
         if validation is not None:
-            vpred = np.clip(mu + bias[val_users] + b_i[val_books] + _rowwise_dot(taste, q, val_users, val_books), 1.0, 5.0)
+            vpred = np.clip(
+                mu
+                + bias[val_users]
+                + b_i[val_books]
+                + _rowwise_dot(taste, q, val_users, val_books),
+                1.0,
+                5.0,
+            )
             val_history.append(float(np.sqrt(np.mean((val.data - vpred) ** 2))))
         if on_iteration:
             on_iteration(it + 1, rmse)
-        if validation is not None and patience and len(val_history) - 1 - int(np.argmin(val_history)) >= patience:
+        if (
+            validation is not None
+            and patience
+            and len(val_history) - 1 - int(np.argmin(val_history)) >= patience
+        ):
             break
     info: dict = {"train_rmse": history}
     if validation is not None:

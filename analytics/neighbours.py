@@ -12,7 +12,9 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     return v / np.where(norms == 0, 1.0, norms)
 
 
-def top_k_cosine(vectors: np.ndarray, *, k: int = 50, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def top_k_cosine(
+    vectors: np.ndarray, *, k: int = 50, block: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` most cosine-similar other rows.
 
     Parameters
@@ -77,7 +79,9 @@ def centroid_recommendations(
     return rank_by_similarity(centroid, book_vectors, n=n, exclude=favourites)
 
 
-def closest_favourite(book_vectors: np.ndarray, books: np.ndarray, favourites: np.ndarray) -> np.ndarray:
+def closest_favourite(
+    book_vectors: np.ndarray, books: np.ndarray, favourites: np.ndarray
+) -> np.ndarray:
     """For each of ``books``, the position in ``favourites`` of the most cosine-similar favourite."""
     unit = normalise_rows(book_vectors)
     sims = unit[np.asarray(books)] @ unit[np.asarray(favourites)].T

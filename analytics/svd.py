@@ -45,13 +45,17 @@ def fit_svd(
     train.eliminate_zeros()  # a stored zero is a missing rating too (and would misalign data and nonzero())
     n_users, n_books = train.shape
     if not 0 < k < min(n_users, n_books):
-        raise ValueError(f"k={k} must be between 1 and min(n_users, n_books) - 1 = {min(n_users, n_books) - 1}")
+        raise ValueError(
+            f"k={k} must be between 1 and min(n_users, n_books) - 1 = {min(n_users, n_books) - 1}"
+        )
     rng = np.random.default_rng(random_state)
     if remove_biases:
         base = fit_biases(train, reg_user=reg_user, reg_book=reg_book)
         users, books = train.nonzero()
         residual = train.copy()
-        residual.data = train.data - base.global_mean - base.user_bias[users] - base.book_bias[books]
+        residual.data = (
+            train.data - base.global_mean - base.user_bias[users] - base.book_bias[books]
+        )
         target = residual
     else:
         base = None

@@ -18,7 +18,6 @@ browser's drawing. Every callback opens its own read-only connection, as in prod
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -30,11 +29,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import machine  # noqa: E402
+from common import machine
 
-from dashboards import queries  # noqa: E402
-from dashboards.app import DashboardSettings, create_app  # noqa: E402
-from warehouse.db import snapshot_path  # noqa: E402
+from dashboards import queries
+from dashboards.app import DashboardSettings, create_app
+from warehouse.db import snapshot_path
 
 TARGET_MS = 1000.0
 PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models")
@@ -85,33 +84,54 @@ class Bench:
             outs = [o for o in d["output"].strip(".").split("...")]
             if not any(o == output or o.split("@")[0] == output for o in outs):
                 continue
-            if first_input and f"{d['inputs'][0]['id']}.{d['inputs'][0]['property']}" != first_input:
+            if (
+                first_input
+                and f"{d['inputs'][0]['id']}.{d['inputs'][0]['property']}" != first_input
+            ):
                 continue
             return d
-        raise SystemExit(f"no callback outputs {output} (first input {first_input}); the app changed?")
+        raise SystemExit(
+            f"no callback outputs {output} (first input {first_input}); the app changed?"
+        )
 
-    def call(self, name: str, output: str, values: dict[str, Any], changed: list[str] | None = None,
-             *, first_input: str | None = None) -> dict:
+    def call(
+        self,
+        name: str,
+        output: str,
+        values: dict[str, Any],
+        changed: list[str] | None = None,
+        *,
+        first_input: str | None = None,
+    ) -> dict:
         """POST one callback; ``values`` maps "id.prop" -> value; ``changed`` defaults to every input given."""
         d = self.dep(output, first_input)
         outs = [o.rsplit(".", 1) for o in d["output"].strip(".").split("...")]
         keys = [f"{i['id']}.{i['property']}" for i in d["inputs"]]
         payload = {
             "output": d["output"],
-            "outputs": [{"id": i, "property": p} for i, p in outs] if len(outs) > 1 else {"id": outs[0][0], "property": outs[0][1]},
-            "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in d["inputs"]],
+            "outputs": [{"id": i, "property": p} for i, p in outs]
+            if len(outs) > 1
+            else {"id": outs[0][0], "property": outs[0][1]},
+            "inputs": [
+                {**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in d["inputs"]
+            ],
             "state": [{**s, "value": values.get(f"{s['id']}.{s['property']}")} for s in d["state"]],
             "changedPropIds": changed if changed is not None else [k for k in keys if k in values],
         }
-        response = self._timed(name, lambda: self.client.post("/_dash-update-component", json=payload))
+        response = self._timed(
+            name, lambda: self.client.post("/_dash-update-component", json=payload)
+        )
         if response.status_code == 204:
             return {}
         return response.get_json()["response"]
 
     def layout(self, path: str, search: str = "") -> dict:
         """The router callback for ``path`` (runs the page's layout()); the layout tree."""
-        out = self.call(f"layout {path}{search}", "_pages_content.children",
-                        {"_pages_location.pathname": path, "_pages_location.search": search})
+        out = self.call(
+            f"layout {path}{search}",
+            "_pages_content.children",
+            {"_pages_location.pathname": path, "_pages_location.search": search},
+        )
         return out["_pages_content"]["children"]
 
 
@@ -154,42 +174,101 @@ def run(db: Path, repeats: int) -> list[Timing]:
     run_of: dict[str, int] = {}
     highlight_at = None
     for kind in kinds:
-        out = b.call(f"embeddings: runs of {kind}", "emb-run.options",
-                     {"emb-kind.value": kind, "app-data-version.data": version, "emb-run.value": None, "emb-run.options": None})
+        out = b.call(
+            f"embeddings: runs of {kind}",
+            "emb-run.options",
+            {
+                "emb-kind.value": kind,
+                "app-data-version.data": version,
+                "emb-run.value": None,
+                "emb-run.options": None,
+            },
+        )
         run_id = out["emb-run"]["value"]
         run_of[kind] = run_id
-        caps = b.call(f"embeddings: capabilities of {kind} run", "emb-method.options",
-                      {"emb-run.value": run_id, "emb-method.value": "tsne", "emb-colour.value": "tag"})
+        caps = b.call(
+            f"embeddings: capabilities of {kind} run",
+            "emb-method.options",
+            {"emb-run.value": run_id, "emb-method.value": "tsne", "emb-colour.value": "tag"},
+        )
         methods = option_values(caps["emb-method"]["options"])
         colours = option_values(caps["emb-colour"]["options"])
         for method in methods:
             for colour in colours:
-                out = b.call(f"embeddings: map {kind} {method} by {colour}", "emb-map.figure",
-                             {"emb-run.value": run_id, "emb-method.value": method, "emb-colour.value": colour,
-                              "emb-selected.data": None}, first_input="emb-run.value")
+                out = b.call(
+                    f"embeddings: map {kind} {method} by {colour}",
+                    "emb-map.figure",
+                    {
+                        "emb-run.value": run_id,
+                        "emb-method.value": method,
+                        "emb-colour.value": colour,
+                        "emb-selected.data": None,
+                    },
+                    first_input="emb-run.value",
+                )
                 if kind == kinds[0] and method == methods[0]:
                     highlight_at = out["emb-highlight-at"]["data"]
     emb_kind, emb_run = kinds[0], run_of[kinds[0]]
-    emb_method = option_values(b.call("embeddings: capabilities (again)", "emb-method.options",
-                                      {"emb-run.value": emb_run, "emb-method.value": "tsne", "emb-colour.value": "tag"})
-                               ["emb-method"]["options"])[0]
-    out = b.call("embeddings: search 'da vinci'", "emb-search.options",
-                 {"emb-search.search_value": "da vinci", "emb-search.value": None, "emb-map.clickData": None, "emb-run.value": emb_run},
-                 ["emb-search.search_value"])
+    emb_method = option_values(
+        b.call(
+            "embeddings: capabilities (again)",
+            "emb-method.options",
+            {"emb-run.value": emb_run, "emb-method.value": "tsne", "emb-colour.value": "tag"},
+        )["emb-method"]["options"]
+    )[0]
+    out = b.call(
+        "embeddings: search 'da vinci'",
+        "emb-search.options",
+        {
+            "emb-search.search_value": "da vinci",
+            "emb-search.value": None,
+            "emb-map.clickData": None,
+            "emb-run.value": emb_run,
+        },
+        ["emb-search.search_value"],
+    )
     found = option_values(out["emb-search"]["options"])
     if not found:
         raise SystemExit("searching 'da vinci' found no book: is this a goodbooks warehouse?")
     book = int(found[0])
-    b.call("embeddings: choose the book", "emb-search.options",
-           {"emb-search.search_value": "", "emb-search.value": book, "emb-map.clickData": None, "emb-run.value": emb_run},
-           ["emb-search.value", "emb-search.search_value"])
-    b.call("embeddings: click a point", "emb-search.options",
-           {"emb-search.search_value": None, "emb-search.value": None, "emb-run.value": emb_run,
-            "emb-map.clickData": {"points": [{"customdata": [book]}]}}, ["emb-map.clickData"])
-    b.call("embeddings: highlight the book", "emb-map.figure",
-           {"emb-selected.data": book, "emb-run.value": emb_run, "emb-method.value": emb_method, "emb-highlight-at.data": highlight_at},
-           first_input="emb-selected.data")
-    b.call("embeddings: chosen book panel", "emb-detail.children", {"emb-selected.data": book, "emb-run.value": emb_run})
+    b.call(
+        "embeddings: choose the book",
+        "emb-search.options",
+        {
+            "emb-search.search_value": "",
+            "emb-search.value": book,
+            "emb-map.clickData": None,
+            "emb-run.value": emb_run,
+        },
+        ["emb-search.value", "emb-search.search_value"],
+    )
+    b.call(
+        "embeddings: click a point",
+        "emb-search.options",
+        {
+            "emb-search.search_value": None,
+            "emb-search.value": None,
+            "emb-run.value": emb_run,
+            "emb-map.clickData": {"points": [{"customdata": [book]}]},
+        },
+        ["emb-map.clickData"],
+    )
+    b.call(
+        "embeddings: highlight the book",
+        "emb-map.figure",
+        {
+            "emb-selected.data": book,
+            "emb-run.value": emb_run,
+            "emb-method.value": emb_method,
+            "emb-highlight-at.data": highlight_at,
+        },
+        first_input="emb-selected.data",
+    )
+    b.call(
+        "embeddings: chosen book panel",
+        "emb-detail.children",
+        {"emb-selected.data": book, "emb-run.value": emb_run},
+    )
     b.layout("/embeddings", f"?book={book}")
 
     # Biases: each rating model at the page's default minimum, and at the highest step.
@@ -199,50 +278,101 @@ def run(db: Path, repeats: int) -> list[Timing]:
     default = find(tree, "bia-min")["value"]
     for kind in bias_kinds:
         for step in sorted({default, len(steps) - 1}):
-            b.call(f"biases: {kind}, min {steps[step]:,} ratings", "bia-top.figure",
-                   {"bia-kind.value": kind, "bia-min.value": step, "bia-steps.data": steps, "app-data-version.data": version})
+            b.call(
+                f"biases: {kind}, min {steps[step]:,} ratings",
+                "bia-top.figure",
+                {
+                    "bia-kind.value": kind,
+                    "bia-min.value": step,
+                    "bia-steps.data": steps,
+                    "app-data-version.data": version,
+                },
+            )
 
     # Neighbours: the typeahead, one book under every model, recommendations from three favourites.
     b.layout("/neighbours")
-    out = b.call("neighbours: search 'da vinci'", "nbr-book.options",
-                 {"nbr-book.search_value": "da vinci", "nbr-book.value": None})
+    out = b.call(
+        "neighbours: search 'da vinci'",
+        "nbr-book.options",
+        {"nbr-book.search_value": "da vinci", "nbr-book.value": None},
+    )
     nbr_book = int(option_values(out["nbr-book"]["options"])[0])
-    b.call("neighbours: the book under every model", "nbr-columns.children",
-           {"nbr-book.value": nbr_book, "app-data-version.data": version})
-    out = b.call("neighbours: favourites search 'harry potter'", "nbr-favs.options",
-                 {"nbr-favs.search_value": "harry potter", "nbr-favs.value": [nbr_book]})
-    favourites = list(dict.fromkeys([nbr_book, *(int(v) for v in option_values(out["nbr-favs"]["options"]))]))[:3]
+    b.call(
+        "neighbours: the book under every model",
+        "nbr-columns.children",
+        {"nbr-book.value": nbr_book, "app-data-version.data": version},
+    )
+    out = b.call(
+        "neighbours: favourites search 'harry potter'",
+        "nbr-favs.options",
+        {"nbr-favs.search_value": "harry potter", "nbr-favs.value": [nbr_book]},
+    )
+    favourites = list(
+        dict.fromkeys([nbr_book, *(int(v) for v in option_values(out["nbr-favs"]["options"]))])
+    )[:3]
     for kind in kinds:
-        b.call(f"neighbours: 3 favourites under {kind}", "nbr-recs.children",
-               {"nbr-favs.value": favourites, "nbr-fav-kind.value": kind, "app-data-version.data": version})
+        b.call(
+            f"neighbours: 3 favourites under {kind}",
+            "nbr-recs.children",
+            {
+                "nbr-favs.value": favourites,
+                "nbr-fav-kind.value": kind,
+                "app-data-version.data": version,
+            },
+        )
     b.layout("/neighbours", f"?book={nbr_book}")
 
     # Users: the typeahead, a random reader, and the most active reader found under every model.
     tree = b.layout("/users")
     user_kind = find(tree, "usr-kind")["value"]
-    out = b.call("users: search '1'", "usr-user.options",
-                 {"usr-user.search_value": "1", "usr-random.n_clicks": 0, "usr-user.value": None, "usr-kind.value": user_kind},
-                 ["usr-user.search_value"])
+    out = b.call(
+        "users: search '1'",
+        "usr-user.options",
+        {
+            "usr-user.search_value": "1",
+            "usr-random.n_clicks": 0,
+            "usr-user.value": None,
+            "usr-kind.value": user_kind,
+        },
+        ["usr-user.search_value"],
+    )
     user = int(option_values(out["usr-user"]["options"])[0])
-    b.call("users: pick a random reader", "usr-user.options",
-           {"usr-user.search_value": None, "usr-random.n_clicks": 1, "usr-user.value": None, "usr-kind.value": user_kind},
-           ["usr-random.n_clicks"])
+    b.call(
+        "users: pick a random reader",
+        "usr-user.options",
+        {
+            "usr-user.search_value": None,
+            "usr-random.n_clicks": 1,
+            "usr-user.value": None,
+            "usr-kind.value": user_kind,
+        },
+        ["usr-random.n_clicks"],
+    )
     for kind in kinds:
-        b.call(f"users: ratings + recommendations under {kind}", "usr-rated.children",
-               {"usr-user.value": user, "usr-kind.value": kind, "app-data-version.data": version})
+        b.call(
+            f"users: ratings + recommendations under {kind}",
+            "usr-rated.children",
+            {"usr-user.value": user, "usr-kind.value": kind, "app-data-version.data": version},
+        )
     b.layout("/users", f"?user={user}")
 
     # Models: metrics of the latest runs and of every run.
     b.layout("/models")
     for scope in ("latest", "all"):
-        b.call(f"models: {scope} runs", "mdl-chart.figure", {"mdl-scope.value": scope, "app-data-version.data": version})
+        b.call(
+            f"models: {scope} runs",
+            "mdl-chart.figure",
+            {"mdl-scope.value": scope, "app-data-version.data": version},
+        )
     return b.timings
 
 
 def report(timings: list[Timing], db: Path, repeats: int) -> int:
     print(f"{machine()}")
-    print(f"warehouse: {db} (reads {snapshot_path(db) if snapshot_path(db).exists() else db}); "
-          f"{repeats} repeats each; target: median <= {TARGET_MS:.0f} ms\n")
+    print(
+        f"warehouse: {db} (reads {snapshot_path(db) if snapshot_path(db).exists() else db}); "
+        f"{repeats} repeats each; target: median <= {TARGET_MS:.0f} ms\n"
+    )
     print("| callback | median ms | max ms | response bytes | |")
     print("|---|---:|---:|---:|---|")
     slow = 0
@@ -250,17 +380,33 @@ def report(timings: list[Timing], db: Path, repeats: int) -> int:
         med = statistics.median(t.ms)
         flag = f"**over {TARGET_MS / 1000:.0f} s**" if med > TARGET_MS else ""
         slow += med > TARGET_MS
-        print(f"| {t.name} | {med:,.0f} | {max(t.ms):,.0f} | {t.size:,} | {'; '.join(x for x in (flag, t.note) if x)} |")
+        print(
+            f"| {t.name} | {med:,.0f} | {max(t.ms):,.0f} | {t.size:,} | {'; '.join(x for x in (flag, t.note) if x)} |"
+        )
     worst = max(timings, key=lambda t: statistics.median(t.ms))
-    print(f"\n{len(timings)} requests timed; slowest median: {worst.name} ({statistics.median(worst.ms):,.0f} ms); "
-          f"{slow} over {TARGET_MS:.0f} ms.")
+    print(
+        f"\n{len(timings)} requests timed; slowest median: {worst.name} ({statistics.median(worst.ms):,.0f} ms); "
+        f"{slow} over {TARGET_MS:.0f} ms."
+    )
     return 1 if slow else 0
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--db", type=Path, required=True, help="warehouse file (its read snapshot <db>.read is what is read)")
-    ap.add_argument("--repeats", type=int, default=5, help="requests per callback; the max includes the first (cold) one")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    ap.add_argument(
+        "--db",
+        type=Path,
+        required=True,
+        help="warehouse file (its read snapshot <db>.read is what is read)",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="requests per callback; the max includes the first (cold) one",
+    )
     args = ap.parse_args()
     if queries.data_version(args.db) is None:
         raise SystemExit(f"no warehouse at {args.db}")

@@ -29,7 +29,9 @@ with books as (
 )
 """
 
-SAME_AUTHOR = BOOKS + """,
+SAME_AUTHOR = (
+    BOOKS
+    + """,
 
 prolific as (
     select author, count(*) as n_books from books group by author having count(*) >= 3
@@ -49,10 +51,13 @@ per_book as (
 select kind, count(*) as books, avg(share) as same_author_share
 from per_book group by kind order by kind
 """
+)
 
 # Chance: for a book by an author with n books among m, a random other book shares the author
 # with probability (n - 1) / (m - 1); averaged over the same books as above.
-CHANCE = BOOKS + """,
+CHANCE = (
+    BOOKS
+    + """,
 
 counts as (select author, count(*) as n_books from books group by author)
 
@@ -60,6 +65,7 @@ select avg((c.n_books - 1) / ((select count(*) from books) - 1))
 from books inner join counts as c using (author)
 where c.n_books >= 3
 """
+)
 
 PROBE = """
 select rank, neighbour_title, neighbour_authors, round(score, 3)
@@ -73,14 +79,18 @@ order by rank limit 5
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--db", type=Path, required=True)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--probe", nargs="*", default=[])
     args = ap.parse_args()
     con = connect(args.db, read_only=True)
     chance = con.sql(CHANCE).fetchall()[0][0]
-    print(f"| model | books by authors with >= 3 books | same-author share of top {args.k} | x chance |")
+    print(
+        f"| model | books by authors with >= 3 books | same-author share of top {args.k} | x chance |"
+    )
     print("|---|---|---|---|")
     for kind, books, share in con.sql(SAME_AUTHOR, params={"k": args.k}).fetchall():
         print(f"| {kind} | {books:,} | {share:.3f} | {share / chance:.0f}x |")
@@ -88,7 +98,10 @@ def main() -> None:
     for title in args.probe:
         for kind in ("svd", "als", "mf"):
             rows = con.sql(PROBE, params={"kind": kind, "title": title}).fetchall()
-            print(f"{kind}, nearest to {title!r}: " + "; ".join(f"{t} ({a}) {s}" for _, t, a, s in rows))
+            print(
+                f"{kind}, nearest to {title!r}: "
+                + "; ".join(f"{t} ({a}) {s}" for _, t, a, s in rows)
+            )
 
 
 if __name__ == "__main__":

@@ -59,12 +59,16 @@ def cell(metrics: dict, name: str, digits: int = 4) -> str:
 def per_user_squared_errors(model, test: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     users = np.repeat(np.arange(test.shape[0]), np.diff(test.indptr))
     err = model.predict(users, test.indices) - test.data
-    return np.bincount(users, err**2, minlength=test.shape[0]), np.diff(test.indptr).astype(np.float64)
+    return np.bincount(users, err**2, minlength=test.shape[0]), np.diff(test.indptr).astype(
+        np.float64
+    )
 
 
 def binary(m: sp.csr_matrix) -> sp.csr_matrix:
     """The same cells, every value 1 (float32)."""
-    return sp.csr_matrix((np.ones_like(m.data, dtype=np.float32), m.indices, m.indptr), shape=m.shape)
+    return sp.csr_matrix(
+        (np.ones_like(m.data, dtype=np.float32), m.indices, m.indptr), shape=m.shape
+    )
 
 
 def train_carve(train: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -74,7 +78,9 @@ def train_carve(train: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return carve_validation(train, fraction=0.15, random_state=0)
 
 
-def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.0, 200.0, 500.0)) -> tuple[float, Callable]:
+def reference_ease(
+    train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.0, 200.0, 500.0)
+) -> tuple[float, Callable]:
     """EASE (Steck 2019), the strong item-item reference for top-N, lambda chosen on the train carve.
 
     Returns (lambda, a score function of user indices).
@@ -82,6 +88,7 @@ def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.
     ``B = I - P diag(1 / diag P)``, ``P = (X^T X + lambda I)^-1`` on binary X; scores ``X_u B``.
     Not a product model: a yardstick for what a well-tuned linear model reaches on this data.
     """
+
     def fit(x: sp.csr_matrix, lam: float) -> np.ndarray:
         gram = (x.T @ x).toarray() + lam * np.eye(x.shape[1])
         p = np.linalg.inv(gram)
@@ -92,14 +99,22 @@ def reference_ease(train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.
     fit_part, validation = train_carve(train)
     x_fit = binary(fit_part)
     rel = relevant_test(validation)
-    best = max(lambdas, key=lambda lam: per_user_ranking(lambda u, b=fit(x_fit, lam): np.asarray(x_fit[u] @ b), fit_part, rel).ndcg.mean())
+    best = max(
+        lambdas,
+        key=lambda lam: per_user_ranking(
+            lambda u, b=fit(x_fit, lam): np.asarray(x_fit[u] @ b), fit_part, rel
+        ).ndcg.mean(),
+    )
     x = binary(train)
     b = fit(x, best)
     return best, lambda u: np.asarray(x[u] @ b)
 
 
 def reference_item_knn(
-    train: sp.csr_matrix, mf_params, shrinks: tuple[float, ...] = (50.0, 100.0, 300.0), damps: tuple[float, ...] = (0.1, 0.5, 1.0)
+    train: sp.csr_matrix,
+    mf_params,
+    shrinks: tuple[float, ...] = (50.0, 100.0, 300.0),
+    damps: tuple[float, ...] = (0.1, 0.5, 1.0),
 ) -> tuple[str, Callable, float]:
     """Item kNN on bias residuals (KNNBaseline-like), the classic neighbourhood yardstick for RMSE.
 
@@ -117,7 +132,14 @@ def reference_item_knn(
         b = fit_biases(x, reg_user=5.0, reg_book=5.0)
         x = sp.csr_matrix(x, dtype=np.float64)
         users = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-        resid = sp.csr_matrix((x.data - b.global_mean - b.user_bias[users] - b.book_bias[x.indices], x.indices, x.indptr), shape=x.shape)
+        resid = sp.csr_matrix(
+            (
+                x.data - b.global_mean - b.user_bias[users] - b.book_bias[x.indices],
+                x.indices,
+                x.indptr,
+            ),
+            shape=x.shape,
+        )
         rated = binary(x)
         dots = (resid.T @ resid).toarray()
         norms = np.sqrt(np.maximum(np.diag(dots), 1e-12))
@@ -138,10 +160,15 @@ def reference_item_knn(
     fit_part, validation = train_carve(train)
     vu = np.repeat(np.arange(validation.shape[0]), np.diff(validation.indptr))
     vb, truth = validation.indices, validation.data
-    shrink, damp = min(((s, d) for s in shrinks for d in damps), key=lambda sd: rmse(fit(fit_part, *sd)(vu, vb), truth))
+    shrink, damp = min(
+        ((s, d) for s in shrinks for d in damps),
+        key=lambda sd: rmse(fit(fit_part, *sd)(vu, vb), truth),
+    )
     knn_val = fit(fit_part, shrink, damp)(vu, vb)
     mf_val = fit_model("mf", fit_part, mf_params).predict(vu, vb)
-    weight = min(np.linspace(0.0, 1.0, 11), key=lambda w: rmse((1 - w) * mf_val + w * knn_val, truth))
+    weight = min(
+        np.linspace(0.0, 1.0, 11), key=lambda w: rmse((1 - w) * mf_val + w * knn_val, truth)
+    )
     return f"shrink {shrink:g}, damp {damp:g}", fit(train, shrink, damp), float(weight)
 
 
@@ -162,8 +189,13 @@ def reference_als_plus_mf(train: sp.csr_matrix, als_params, mf_params) -> tuple[
     fit_part, validation = train_carve(train)
     als, mf = fit_model("als", fit_part, als_params), fit_model("mf", fit_part, mf_params)
     rel = relevant_test(validation)
-    best = max((0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0), key=lambda g: per_user_ranking(combine(als, mf, g), fit_part, rel).ndcg.mean())
-    return best, combine(fit_model("als", train, als_params), fit_model("mf", train, mf_params), best)
+    best = max(
+        (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0),
+        key=lambda g: per_user_ranking(combine(als, mf, g), fit_part, rel).ndcg.mean(),
+    )
+    return best, combine(
+        fit_model("als", train, als_params), fit_model("mf", train, mf_params), best
+    )
 
 
 def paired_interval(stat, n: int, n_boot: int, seed: int = 0) -> tuple[float, float]:
@@ -175,13 +207,19 @@ def paired_interval(stat, n: int, n_boot: int, seed: int = 0) -> tuple[float, fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/goodbooks-10k-subset")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks/out")
     ap.add_argument("--filters", choices=sorted(FILTERS), default="default")
     ap.add_argument("--split", choices=["random", "temporal"], default="random")
     ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--no-tune", action="store_true", help="Use whatever params the warehouse has (defaults on a fresh one).")
+    ap.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="Use whatever params the warehouse has (defaults on a fresh one).",
+    )
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--out", type=Path, default=None, help="Also write the markdown here.")
@@ -199,7 +237,9 @@ def main() -> None:
     config = TransformConfig(min_user_ratings=min_user, min_book_ratings=min_book, split=args.split)  # type: ignore[arg-type]
     run_transforms(con, config)
     data = store.read_ratings(con)
-    log(f"matrix {data.shape[0]:,} x {data.shape[1]:,}: {data.train.nnz:,} train / {data.test.nnz:,} test")
+    log(
+        f"matrix {data.shape[0]:,} x {data.shape[1]:,}: {data.train.nnz:,} train / {data.test.nnz:,} test"
+    )
 
     tuned: dict[str, dict] = {}
     fit_seconds: dict[str, float] = {}
@@ -207,14 +247,21 @@ def main() -> None:
         if not args.no_tune:
             start = time.perf_counter()
             result = tune(con, kind, passes=args.passes, step=log)
-            tuned[kind] = {"params": result.params, "metric": result.metric, "value": result.value,
-                           "points": len(result.trials), "seconds": time.perf_counter() - start}
+            tuned[kind] = {
+                "params": result.params,
+                "metric": result.metric,
+                "value": result.value,
+                "points": len(result.trials),
+                "seconds": time.perf_counter() - start,
+            }
         params = params_for(con, kind)
         start = time.perf_counter()
         fit_model(kind, data.train, params)  # timed on its own: publish adds neighbours and maps
         fit_seconds[kind] = time.perf_counter() - start
         log(f"{kind}: fit {fit_seconds[kind]:.1f}s with {asdict(params)}")
-        fit_and_publish(con, kind, params, PublishConfig(neighbours=10, tsne=False, keep_runs=1), data=data)
+        fit_and_publish(
+            con, kind, params, PublishConfig(neighbours=10, tsne=False, keep_runs=1), data=data
+        )
     log("evaluating on the test split")
     rows = evaluate(con, n_boot=args.n_boot, step=log)
 
@@ -223,7 +270,9 @@ def main() -> None:
         by_kind.setdefault(r.kind, {})[r.metric.name] = r.metric
 
     # Paired comparisons on the very same resampled users.
-    models = {kind: store.read_model(con, store.latest_run(con, kind)["run_id"]) for kind in by_kind}
+    models = {
+        kind: store.read_model(con, store.latest_run(con, kind)["run_id"]) for kind in by_kind
+    }
     paired: list[str] = []
     if "baseline" in models:
         sq_b, cnt = per_user_squared_errors(models["baseline"], data.test)
@@ -233,18 +282,32 @@ def main() -> None:
             sq_k, _ = per_user_squared_errors(models[kind], data.test)
             diff = float(np.sqrt(sq_k.sum() / cnt.sum()) - np.sqrt(sq_b.sum() / cnt.sum()))
             lo, hi = paired_interval(
-                lambda w: np.sqrt(w @ sq_k / (w @ cnt)) - np.sqrt(w @ sq_b / (w @ cnt)), len(cnt), args.n_boot
+                lambda w: np.sqrt(w @ sq_k / (w @ cnt)) - np.sqrt(w @ sq_b / (w @ cnt)),
+                len(cnt),
+                args.n_boot,
             )
             paired.append(f"| {kind} RMSE - baseline RMSE | {diff:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
         if "mf" in models and data.shape[1] <= 5000:
             tu = np.repeat(np.arange(data.test.shape[0]), np.diff(data.test.indptr))
             settings, knn, weight = reference_item_knn(data.train, params_for(con, "mf"))
-            knn_pred, mf_pred = knn(tu, data.test.indices), models["mf"].predict(tu, data.test.indices)
-            for label, pred in (("reference item kNN (" + settings + ", not a product model)", knn_pred),
-                                (f"reference blend {1 - weight:.1f} mf + {weight:.1f} item kNN (weight from the carve)", (1 - weight) * mf_pred + weight * knn_pred)):
+            knn_pred, mf_pred = (
+                knn(tu, data.test.indices),
+                models["mf"].predict(tu, data.test.indices),
+            )
+            for label, pred in (
+                ("reference item kNN (" + settings + ", not a product model)", knn_pred),
+                (
+                    f"reference blend {1 - weight:.1f} mf + {weight:.1f} item kNN (weight from the carve)",
+                    (1 - weight) * mf_pred + weight * knn_pred,
+                ),
+            ):
                 sq_r = np.bincount(tu, (pred - data.test.data) ** 2, minlength=data.test.shape[0])
-                lo, hi = paired_interval(lambda w: np.sqrt(w @ sq_r / (w @ cnt)), len(cnt), args.n_boot)
-                paired.append(f"| {label}: RMSE | {np.sqrt(sq_r.sum() / cnt.sum()):.4f} [{lo:.4f}, {hi:.4f}] |")
+                lo, hi = paired_interval(
+                    lambda w: np.sqrt(w @ sq_r / (w @ cnt)), len(cnt), args.n_boot
+                )
+                paired.append(
+                    f"| {label}: RMSE | {np.sqrt(sq_r.sum() / cnt.sum()):.4f} [{lo:.4f}, {hi:.4f}] |"
+                )
     relevant = relevant_test(data.test)
     if "als" in models and "popularity" in models:
         als = per_user_ranking(models["als"].scores, data.train, relevant)
@@ -258,20 +321,34 @@ def main() -> None:
         any_als = per_user_ranking(models["als"].scores, data.train, anything).ndcg
         any_pop = per_user_ranking(models["popularity"].scores, data.train, anything).ndcg
         lo, hi = paired_interval(lambda w: (w @ any_als) / (w @ any_pop), len(any_als), args.n_boot)
-        paired.append(f"| same, every held-out rating relevant (not only >= 4) | {any_als.mean() / any_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |")
+        paired.append(
+            f"| same, every held-out rating relevant (not only >= 4) | {any_als.mean() / any_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
+        )
         if data.shape[1] <= 5000:
             lam, ease = reference_ease(data.train)
             nd_ease = per_user_ranking(ease, data.train, relevant).ndcg
-            lo, hi = paired_interval(lambda w: (w @ nd_ease) / (w @ nd_pop), len(users), args.n_boot)
-            lo_n, hi_n = paired_interval(lambda w: (w @ nd_ease) / w.sum(axis=1), len(users), args.n_boot)
-            paired.append(f"| reference EASE (lambda {lam:g}, not a product model): NDCG@10 | {nd_ease.mean():.4f} [{lo_n:.4f}, {hi_n:.4f}] |")
-            paired.append(f"| reference EASE NDCG@10 / popularity NDCG@10 | {nd_ease.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |")
+            lo, hi = paired_interval(
+                lambda w: (w @ nd_ease) / (w @ nd_pop), len(users), args.n_boot
+            )
+            lo_n, hi_n = paired_interval(
+                lambda w: (w @ nd_ease) / w.sum(axis=1), len(users), args.n_boot
+            )
+            paired.append(
+                f"| reference EASE (lambda {lam:g}, not a product model): NDCG@10 | {nd_ease.mean():.4f} [{lo_n:.4f}, {hi_n:.4f}] |"
+            )
+            paired.append(
+                f"| reference EASE NDCG@10 / popularity NDCG@10 | {nd_ease.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
+            )
         if "mf" in models:
-            g, hybrid = reference_als_plus_mf(data.train, params_for(con, "als"), params_for(con, "mf"))
+            g, hybrid = reference_als_plus_mf(
+                data.train, params_for(con, "als"), params_for(con, "mf")
+            )
             nd_hyb = per_user_ranking(hybrid, data.train, relevant).ndcg
             lo, hi = paired_interval(lambda w: (w @ nd_hyb) / (w @ nd_pop), len(users), args.n_boot)
-            paired.append(f"| reference als + {g:g} x mf predicted rating (weight from the carve, not a product model) NDCG@10 / popularity | "
-                          f"{nd_hyb.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |")
+            paired.append(
+                f"| reference als + {g:g} x mf predicted rating (weight from the carve, not a product model) NDCG@10 / popularity | "
+                f"{nd_hyb.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
+            )
 
     lines = [
         f"### goodbooks-10k-subset, {args.split} 80/20 split (seed 42), filters: "
@@ -293,13 +370,27 @@ def main() -> None:
             f"{cell(m, 'ndcg')} | {cell(m, 'map')} | {cell(m, 'coverage', 3)} | {cell(m, 'to_read_auc', 3)} | {fit_s} |"
         )
     if paired:
-        lines += ["", "Paired bootstrap over the same users (95%):", "", "| comparison | value [interval] |", "|---|---|", *paired]
+        lines += [
+            "",
+            "Paired bootstrap over the same users (95%):",
+            "",
+            "| comparison | value [interval] |",
+            "|---|---|",
+            *paired,
+        ]
     if tuned:
-        lines += ["", "Tuned on a 15% validation carve of train (seed 0); the test split was read once, by evaluate:", "",
-                  "| model | validation metric | points | tune s | chosen params |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Tuned on a 15% validation carve of train (seed 0); the test split was read once, by evaluate:",
+            "",
+            "| model | validation metric | points | tune s | chosen params |",
+            "|---|---|---|---|---|",
+        ]
         for kind, t in tuned.items():
             shown = {k: v for k, v in t["params"].items() if k != "random_state"}
-            lines.append(f"| {kind} | {t['metric']} {t['value']:.4f} | {t['points']} | {t['seconds']:.0f} | `{json.dumps(shown)}` |")
+            lines.append(
+                f"| {kind} | {t['metric']} {t['value']:.4f} | {t['points']} | {t['seconds']:.0f} | `{json.dumps(shown)}` |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

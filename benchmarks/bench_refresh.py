@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from common import ROOT, machine, timed
 
 OUT = ROOT / "benchmarks" / "out"
@@ -39,7 +38,11 @@ def main() -> None:
     from warehouse.db import open_for_reading
 
     with open_for_reading(args.db) as con:
-        print(con.execute("select kind, round(seconds, 1) from models.runs where published order by run_id").fetchall())
+        print(
+            con.execute(
+                "select kind, round(seconds, 1) from models.runs where published order by run_id"
+            ).fetchall()
+        )
         rows = con.execute(
             """select kind, metric, k, value, ci_low, ci_high from model_metrics
                where metric in ('rmse', 'mse', 'mae', 'ndcg', 'recall', 'precision', 'map', 'coverage', 'to_read_auc')
@@ -56,15 +59,26 @@ def main() -> None:
         for kind in ("mf", "als"):
             book, books = similar(con, "The Da Vinci Code", kind=kind, n=5)
             brown = sum("Dan Brown" in (b.authors or "") for b in books)
-            print(f"{kind}: top 5 of {book.title}: " + "; ".join(f"{b.title} ({b.authors})" for b in books) + f" -> {brown} Dan Brown")
+            print(
+                f"{kind}: top 5 of {book.title}: "
+                + "; ".join(f"{b.title} ({b.authors})" for b in books)
+                + f" -> {brown} Dan Brown"
+            )
         for kind in ("mf", "als"):
             digest = build_digest(
-                con, ["The Da Vinci Code", "Angels & Demons", "Digital Fortress"], pick=3, n=8, kind=kind,
-                rng=np.random.default_rng(0), history_weeks=0,
+                con,
+                ["The Da Vinci Code", "Angels & Demons", "Digital Fortress"],
+                pick=3,
+                n=8,
+                kind=kind,
+                rng=np.random.default_rng(0),
+                history_weeks=0,
             )
             keys = digest.book_keys
-            print(f"digest ({kind}): {count_genre(con, keys, THRILLER_WORDS)} of {len(keys)} thrillers/mysteries by tag: "
-                  + "; ".join(r.book.title or "" for r in digest.recommendations))
+            print(
+                f"digest ({kind}): {count_genre(con, keys, THRILLER_WORDS)} of {len(keys)} thrillers/mysteries by tag: "
+                + "; ".join(r.book.title or "" for r in digest.recommendations)
+            )
 
 
 if __name__ == "__main__":

@@ -33,17 +33,37 @@ def steps(subset: Path) -> dict[str, list[str]]:
         "refresh": ["bench_refresh.py", "--db", str(REFRESH_DB)],
         "csr": ["bench_csr.py", "--db", str(REFRESH_DB)],
         "dashboard": ["bench_dashboard.py", "--db", str(REFRESH_DB)],
-        "neighbours": ["bench_neighbours.py", "--db", str(REFRESH_DB), "--probe", "The Da Vinci Code"],
-        "quality": ["bench_quality.py", "--data", str(subset), "--out", str(OUT / "quality-random.md")],
+        "neighbours": [
+            "bench_neighbours.py",
+            "--db",
+            str(REFRESH_DB),
+            "--probe",
+            "The Da Vinci Code",
+        ],
+        "quality": [
+            "bench_quality.py",
+            "--data",
+            str(subset),
+            "--out",
+            str(OUT / "quality-random.md"),
+        ],
         "ucsd": ["bench_warehouse.py", "ucsd"],
     }
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="+", metavar="NAME", help="run just these steps (in the order above)")
-    ap.add_argument("--subset", type=Path, default=HERE.parent.parent / "shared/data/goodbooks-10k-subset",
-                    help="goodbooks folder with real ratings for the quality step")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--only", nargs="+", metavar="NAME", help="run just these steps (in the order above)"
+    )
+    ap.add_argument(
+        "--subset",
+        type=Path,
+        default=HERE.parent.parent / "shared/data/goodbooks-10k-subset",
+        help="goodbooks folder with real ratings for the quality step",
+    )
     ap.add_argument("--ucsd", action="store_true", help="also run the 229M UCSD step")
     args = ap.parse_args()
 
@@ -62,17 +82,25 @@ def main() -> int:
             results.append((name, f"skipped: no ratings.csv in {args.subset}", 0.0))
             continue
         if name in ("csr", "dashboard", "neighbours") and not REFRESH_DB.is_file():
-            results.append((name, f"skipped: {REFRESH_DB.name} missing (run the refresh step)", 0.0))
+            results.append(
+                (name, f"skipped: {REFRESH_DB.name} missing (run the refresh step)", 0.0)
+            )
             continue
         print(f"\n=== {name}: {' '.join(plan[name])}", flush=True)
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, str(HERE / plan[name][0]), *plan[name][1:]], cwd=HERE.parent)
+        code = subprocess.call(
+            [sys.executable, str(HERE / plan[name][0]), *plan[name][1:]], cwd=HERE.parent
+        )
         results.append((name, "ok" if code == 0 else f"exit {code}", time.perf_counter() - start))
 
     print("\n| step | result | wall s |\n|---|---|---|")
     for name, outcome, seconds in results:
         print(f"| {name} | {outcome} | {seconds:.0f} |")
-    return 0 if all(outcome == "ok" or outcome.startswith("skipped") for _, outcome, _ in results) else 1
+    return (
+        0
+        if all(outcome == "ok" or outcome.startswith("skipped") for _, outcome, _ in results)
+        else 1
+    )
 
 
 if __name__ == "__main__":

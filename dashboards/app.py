@@ -60,21 +60,36 @@ def _nav_pages() -> list[dict]:
 def shell(settings: DashboardSettings) -> html.Div:
     """What surrounds every page: the top nav, the data-version poll, the page container."""
     nav = [
-        dcc.Link(p["name"], href=p["relative_path"], id=f"app-nav-{p['module'].rsplit('.', 1)[-1]}", className="nav-link")
+        dcc.Link(
+            p["name"],
+            href=p["relative_path"],
+            id=f"app-nav-{p['module'].rsplit('.', 1)[-1]}",
+            className="nav-link",
+        )
         for p in _nav_pages()
     ]
-    return html.Div([
-        dcc.Location(id="app-url", refresh=False),
-        dcc.Store(id="app-data-version"),
-        dcc.Store(id="app-setup-reload"),
-        dcc.Interval(id="app-poll", interval=int(settings.poll_seconds * 1000)),
-        html.Header([
-            html.A([html.Span(className="brand-mark"), "Shelfwise"], href="/", className="brand"),
-            html.Nav(nav, className="nav"),
-            html.Div(id="app-status", className="app-status", title=str(settings.db_path)),
-        ], className="app-header"),
-        html.Main(dash.page_container, className="app-main"),
-    ], className="app")
+    return html.Div(
+        [
+            dcc.Location(id="app-url", refresh=False),
+            dcc.Store(id="app-data-version"),
+            dcc.Store(id="app-setup-reload"),
+            dcc.Interval(id="app-poll", interval=int(settings.poll_seconds * 1000)),
+            html.Header(
+                [
+                    html.A(
+                        [html.Span(className="brand-mark"), "Shelfwise"],
+                        href="/",
+                        className="brand",
+                    ),
+                    html.Nav(nav, className="nav"),
+                    html.Div(id="app-status", className="app-status", title=str(settings.db_path)),
+                ],
+                className="app-header",
+            ),
+            html.Main(dash.page_container, className="app-main"),
+        ],
+        className="app",
+    )
 
 
 def _shell_callbacks(app: dash.Dash, settings: DashboardSettings) -> None:
@@ -131,11 +146,17 @@ def status_text(settings: DashboardSettings) -> list:
         with queries.reading(settings.db_path) as con:
             latest = queries.header_summary(con)
     except queries.WarehouseUnavailable as exc:
-        return [html.Span(className="dot dot-off"), "no warehouse" if exc.missing else "warehouse busy"]
+        return [
+            html.Span(className="dot dot-off"),
+            "no warehouse" if exc.missing else "warehouse busy",
+        ]
     except Exception:  # the header must never break the page
         log.exception("reading the header summary failed")
         return [html.Span(className="dot dot-off"), "warehouse unreadable"]
     if latest is None:
         return [html.Span(className="dot dot-off"), "no published model yet"]
     kind = KIND_LABELS.get(latest["kind"], latest["kind"])
-    return [html.Span(className="dot dot-on"), f"latest run #{latest['run_id']} · {kind} · {fmt_when(latest['finished_at'])}"]
+    return [
+        html.Span(className="dot dot-on"),
+        f"latest run #{latest['run_id']} · {kind} · {fmt_when(latest['finished_at'])}",
+    ]

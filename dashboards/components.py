@@ -17,7 +17,11 @@ from shelfwise.errors import ShelfwiseError
 
 log = logging.getLogger(__name__)
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -67,12 +71,18 @@ def fmt_file(path: str) -> str:
 def page(title: str, lead: str, *children: Any, page_id: str) -> html.Div:
     """The frame of every page: a title, one sentence saying what it shows, then the content (None skipped)."""
     return html.Div(
-        [html.Div([html.H1(title), html.P(lead, className="lead")], className="page-head"), *(c for c in children if c is not None)],
-        className="page", id=page_id,
+        [
+            html.Div([html.H1(title), html.P(lead, className="lead")], className="page-head"),
+            *(c for c in children if c is not None),
+        ],
+        className="page",
+        id=page_id,
     )
 
 
-def card(title: str | None, *children: Any, class_name: str = "", card_id: str | None = None) -> html.Section:
+def card(
+    title: str | None, *children: Any, class_name: str = "", card_id: str | None = None
+) -> html.Section:
     """A white panel with an optional heading."""
     head = [html.H2(title, className="card-title")] if title else []
     kwargs = {"id": card_id} if card_id else {}
@@ -81,22 +91,39 @@ def card(title: str | None, *children: Any, class_name: str = "", card_id: str |
 
 def controls(*items: tuple[str, Any]) -> html.Div:
     """A row of labelled controls."""
-    return html.Div([html.Div([html.Label(label, className="control-label"), control], className="control") for label, control in items], className="controls")
+    return html.Div(
+        [
+            html.Div([html.Label(label, className="control-label"), control], className="control")
+            for label, control in items
+        ],
+        className="controls",
+    )
 
 
 def graph(graph_id: str, *, height: int = 420) -> dcc.Loading:
     """A dcc.Graph of a fixed height with a loading spinner (shown only after 300 ms)."""
     return dcc.Loading(
         dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": f"{height}px"}),
-        type="circle", color="#0072B2", delay_show=300,
+        type="circle",
+        color="#0072B2",
+        delay_show=300,
     )
 
 
 def kpis(items: Sequence[tuple[str, str, str]]) -> html.Div:
     """Key figures: (label, value, note)."""
     return html.Div(
-        [html.Div([html.Div(value, className="kpi-value"), html.Div(label, className="kpi-label"),
-                   html.Div(note, className="kpi-note")], className="kpi") for label, value, note in items],
+        [
+            html.Div(
+                [
+                    html.Div(value, className="kpi-value"),
+                    html.Div(label, className="kpi-label"),
+                    html.Div(note, className="kpi-note"),
+                ],
+                className="kpi",
+            )
+            for label, value, note in items
+        ],
         className="kpis",
     )
 
@@ -106,15 +133,31 @@ def notice(text: Any, tone: str = "info") -> html.Div:
     return html.Div(text, className=f"notice notice-{tone}", role="status")
 
 
-def table(columns: Sequence[tuple[str, str]], records: Sequence[dict], *, numeric: Sequence[str] = (), table_id: str | None = None) -> html.Table:
+def table(
+    columns: Sequence[tuple[str, str]],
+    records: Sequence[dict],
+    *,
+    numeric: Sequence[str] = (),
+    table_id: str | None = None,
+) -> html.Table:
     """A plain table: ``columns`` are (key, header); values are strings or components."""
     kwargs = {"id": table_id} if table_id else {}
-    head = html.Thead(html.Tr([html.Th(h, className="num" if k in numeric else None) for k, h in columns]))
-    body = html.Tbody([
-        html.Tr([html.Td(r.get(k, ""), className="num" if k in numeric else None) for k, _ in columns],
-                className=r.get("_class"), **({"data-run-id": str(r["_run_id"])} if "_run_id" in r else {}))
-        for r in records
-    ])
+    head = html.Thead(
+        html.Tr([html.Th(h, className="num" if k in numeric else None) for k, h in columns])
+    )
+    body = html.Tbody(
+        [
+            html.Tr(
+                [
+                    html.Td(r.get(k, ""), className="num" if k in numeric else None)
+                    for k, _ in columns
+                ],
+                className=r.get("_class"),
+                **({"data-run-id": str(r["_run_id"])} if "_run_id" in r else {}),
+            )
+            for r in records
+        ]
+    )
     return html.Table([head, body], className="table", **kwargs)
 
 
@@ -130,7 +173,9 @@ def cover(image_url: str | None, title: str | None) -> html.Div:
     layers: list[Any] = [html.Span((title or "?").strip()[:1].upper(), className="cover-initial")]
     if image_url and image_url.startswith(("https://", "http://")) and "nophoto" not in image_url:
         safe = image_url.replace('"', "%22").replace("\\", "%5C")
-        layers.append(html.Div(className="cover-image", style={"backgroundImage": f'url("{safe}")'}))
+        layers.append(
+            html.Div(className="cover-image", style={"backgroundImage": f'url("{safe}")'})
+        )
     return html.Div(layers, className="cover", title=title or "")
 
 
@@ -148,8 +193,16 @@ def book_row(
 ) -> html.Li:
     """One book in a list: cover, title (a link to its neighbours), authors, optional score bar."""
     name = title or f"book {book_key}"
-    heading = (dcc.Link(name, href=f"/neighbours?book={int(book_key)}", className="book-title", title=f"{name}: neighbours under each model")
-               if link else html.Span(name, className="book-title", title=name))
+    heading = (
+        dcc.Link(
+            name,
+            href=f"/neighbours?book={int(book_key)}",
+            className="book-title",
+            title=f"{name}: neighbours under each model",
+        )
+        if link
+        else html.Span(name, className="book-title", title=name)
+    )
     text = [heading, html.Div(authors or "", className="book-authors")]
     if detail is not None:
         text.append(html.Div(detail, className="book-detail"))
@@ -159,10 +212,18 @@ def book_row(
     parts += [cover(image_url, title), html.Div(text, className="book-text")]
     if score is not None:
         width = max(0.0, min(1.0, score)) * 100
-        parts.append(html.Div([
-            html.Span(f"{score:.3f}", className="score-value", title=score_label),
-            html.Div(html.Div(className="score-fill", style={"width": f"{width:.0f}%"}), className="score-bar"),
-        ], className="book-score"))
+        parts.append(
+            html.Div(
+                [
+                    html.Span(f"{score:.3f}", className="score-value", title=score_label),
+                    html.Div(
+                        html.Div(className="score-fill", style={"width": f"{width:.0f}%"}),
+                        className="score-bar",
+                    ),
+                ],
+                className="book-score",
+            )
+        )
     return html.Li(parts, className="book", **{"data-book-key": str(int(book_key))})
 
 
@@ -191,10 +252,21 @@ def setup_page(status: WarehouseStatus, db_path: Path) -> html.Div:
     db = shlex.quote(str(db_path))
     sample = shlex.quote(str(SAMPLE_DATA))
     steps = [
-        ("Load a dataset (raw files into DuckDB)", f"shelfwise load goodbooks {sample} --db {db}", status.loaded_files > 0),
-        ("Build the cleaned tables and the rating matrix", f"shelfwise transform --db {db}", status.transformed),
-        ("Fit the models (each publishes factors, neighbours and 2-D maps)",
-         "\n".join(f"shelfwise fit {k} --db {db}" for k in ("baseline", "svd", "als", "mf")), bool(status.published)),
+        (
+            "Load a dataset (raw files into DuckDB)",
+            f"shelfwise load goodbooks {sample} --db {db}",
+            status.loaded_files > 0,
+        ),
+        (
+            "Build the cleaned tables and the rating matrix",
+            f"shelfwise transform --db {db}",
+            status.transformed,
+        ),
+        (
+            "Fit the models (each publishes factors, neighbours and 2-D maps)",
+            "\n".join(f"shelfwise fit {k} --db {db}" for k in ("baseline", "svd", "als", "mf")),
+            bool(status.published),
+        ),
         ("Score them on the held-out ratings", f"shelfwise evaluate --db {db}", status.evaluated),
     ]
     if not status.exists:
@@ -204,19 +276,53 @@ def setup_page(status: WarehouseStatus, db_path: Path) -> html.Div:
     else:
         headline = f"The warehouse at {db_path} has no published models yet."
     items = [
-        html.Li([
-            html.Div([html.Span("✓" if done else str(i), className=f"step-mark {'done' if done else ''}"), html.Span(text)], className="step-text"),
-            html.Pre(html.Code(command), className="command"),
-        ], className="step")
+        html.Li(
+            [
+                html.Div(
+                    [
+                        html.Span(
+                            "✓" if done else str(i), className=f"step-mark {'done' if done else ''}"
+                        ),
+                        html.Span(text),
+                    ],
+                    className="step-text",
+                ),
+                html.Pre(html.Code(command), className="command"),
+            ],
+            className="step",
+        )
         for i, (text, command, done) in enumerate(steps, 1)
     ]
-    return html.Div([
-        html.Div([html.H1("Build the warehouse first"), html.P(headline, className="lead", id="setup-headline")], className="page-head"),
-        card("How to build one", html.Ol(items, className="steps"),
-             html.P(["Or all at once: ", html.Code(f"shelfwise refresh --data {sample} --min-book-ratings 50 --db {db}"),
-                     " (the bundled sample needs the lower minimum), or ", html.Code("make demo"), ". The dashboard only reads "
-                     "the warehouse; this page opens the real one by itself once the commands have finished."], className="muted")),
-    ], className="page", id="setup-page")
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H1("Build the warehouse first"),
+                    html.P(headline, className="lead", id="setup-headline"),
+                ],
+                className="page-head",
+            ),
+            card(
+                "How to build one",
+                html.Ol(items, className="steps"),
+                html.P(
+                    [
+                        "Or all at once: ",
+                        html.Code(
+                            f"shelfwise refresh --data {sample} --min-book-ratings 50 --db {db}"
+                        ),
+                        " (the bundled sample needs the lower minimum), or ",
+                        html.Code("make demo"),
+                        ". The dashboard only reads "
+                        "the warehouse; this page opens the real one by itself once the commands have finished.",
+                    ],
+                    className="muted",
+                ),
+            ),
+        ],
+        className="page",
+        id="setup-page",
+    )
 
 
 # ----------------------------------------------------------------------------- options and failures
@@ -244,7 +350,14 @@ def book_options(found: Any, selected: Any = None) -> list[dict]:
             if key in seen:
                 continue
             seen.add(key)
-            options.append({"label": book_label(row["title"], row["authors"], row["publication_year"] if has_year else None), "value": key})
+            options.append(
+                {
+                    "label": book_label(
+                        row["title"], row["authors"], row["publication_year"] if has_year else None
+                    ),
+                    "value": key,
+                }
+            )
     return options
 
 
@@ -252,8 +365,11 @@ def unknown_book_notice(book: str | None, selected: int | None) -> html.Div | No
     """A warning when the URL's ``?book=`` named no book of this warehouse (None otherwise)."""
     if not book or selected is not None:
         return None
-    return notice(f"No book {book!r} in this warehouse: ?book= takes a book key, as the links between pages write it. "
-                  "Find the book below instead.", "warn")
+    return notice(
+        f"No book {book!r} in this warehouse: ?book= takes a book key, as the links between pages write it. "
+        "Find the book below instead.",
+        "warn",
+    )
 
 
 def preselected_book(db_path: Path, book: str | None) -> tuple[int | None, list[dict]]:
@@ -275,7 +391,9 @@ def describe_failure(exc: BaseException) -> str:
     """What to tell the user when a callback could not read what it needed (logged in full)."""
     if isinstance(exc, WarehouseUnavailable):
         if exc.missing:
-            return "There is no warehouse to read: build one with the commands on the Overview page."
+            return (
+                "There is no warehouse to read: build one with the commands on the Overview page."
+            )
         return "The warehouse is being written right now; try again in a moment."
     if isinstance(exc, ShelfwiseError):
         return str(exc)

@@ -17,20 +17,39 @@ ACCENT = "#d6336c"
 HIGHLIGHT = "#f08c00"
 # Distinct, colour-blind-friendly categories (Okabe-Ito first, then Tableau).
 CATEGORY_COLOURS = [
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
-    "#F0E442", "#4E79A7", "#B07AA1", "#76B7B2",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#4E79A7",
+    "#B07AA1",
+    "#76B7B2",
 ]
 KIND_COLOURS = {
-    "global_mean": "#9aa5b1", "popularity": "#CC79A7", "baseline": "#56B4E9",  # Okabe-Ito, tellable apart
-    "svd": "#0072B2", "als": "#E69F00", "mf": "#009E73",
+    "global_mean": "#9aa5b1",
+    "popularity": "#CC79A7",
+    "baseline": "#56B4E9",  # Okabe-Ito, tellable apart
+    "svd": "#0072B2",
+    "als": "#E69F00",
+    "mf": "#009E73",
 }
 KIND_LABELS = {
-    "global_mean": "global mean", "popularity": "popularity", "baseline": "baseline (biases)",
-    "svd": "SVD", "als": "ALS (implicit)", "mf": "MF (biased)",
+    "global_mean": "global mean",
+    "popularity": "popularity",
+    "baseline": "baseline (biases)",
+    "svd": "SVD",
+    "als": "ALS (implicit)",
+    "mf": "MF (biased)",
 }
 COLOUR_LABELS = {
-    "tag": "Top tag", "year": "Publication year", "rating": "Average rating (Goodreads)",
-    "bias": "Learned book bias", "popularity": "Ratings in the matrix (log10)",
+    "tag": "Top tag",
+    "year": "Publication year",
+    "rating": "Average rating (Goodreads)",
+    "bias": "Learned book bias",
+    "popularity": "Ratings in the matrix (log10)",
 }
 # Metrics of the Models page in display order: (metric, k or None, label, lower is better).
 METRICS = (
@@ -44,7 +63,14 @@ METRICS = (
 TOP_TAGS = 10
 
 
-def style(fig: go.Figure, title: str, x: str | None = None, y: str | None = None, *, height: int | None = None) -> go.Figure:
+def style(
+    fig: go.Figure,
+    title: str,
+    x: str | None = None,
+    y: str | None = None,
+    *,
+    height: int | None = None,
+) -> go.Figure:
     """The house look: white, left-aligned title, labelled axes, compact margins."""
     fig.update_layout(
         template="plotly_white",
@@ -67,7 +93,15 @@ def style(fig: go.Figure, title: str, x: str | None = None, y: str | None = None
 def message_figure(text: str, title: str = "", *, height: int | None = None) -> go.Figure:
     """An empty figure that says why there is nothing to plot."""
     fig = go.Figure()
-    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14, "color": MUTED})
+    fig.add_annotation(
+        text=text,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 14, "color": MUTED},
+    )
     style(fig, title, height=height)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -82,7 +116,10 @@ def _short(text: str | None, n: int = 48) -> str:
 def hover_labels(titles: list, authors: list) -> np.ndarray:
     """Hover text per point, as a numpy array: plotly validates arrays at once, lists item by item
     (half a second for 10,000 books)."""
-    labels = [f"<b>{_esc(_short(t, 70))}</b><br>{_esc(_short(a, 60)) if a else ''}" for t, a in zip(titles, authors)]
+    labels = [
+        f"<b>{_esc(_short(t, 70))}</b><br>{_esc(_short(a, 60)) if a else ''}"
+        for t, a in zip(titles, authors)
+    ]
     return np.array(labels, dtype=object)
 
 
@@ -111,10 +148,17 @@ def rating_distribution(counts: pl.DataFrame) -> go.Figure:
         total = part["n"].sum()
         share = (part["n"] / total * 100).to_list()
         fig.add_bar(
-            x=part["rating"].to_list(), y=part["n"].to_list(), name=source,
+            x=part["rating"].to_list(),
+            y=part["n"].to_list(),
+            name=source,
             marker_color=CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)],
-            text=[f"{s:.0f}%" for s in share], textposition="outside", cliponaxis=False,
-            customdata=share, hovertemplate="%{x} stars: %{y:,} ratings (%{customdata:.1f}%)<extra>" + source + "</extra>",
+            text=[f"{s:.0f}%" for s in share],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=share,
+            hovertemplate="%{x} stars: %{y:,} ratings (%{customdata:.1f}%)<extra>"
+            + source
+            + "</extra>",
         )
     style(fig, "Rating distribution", "Stars", "Ratings")
     fig.update_xaxes(dtick=1)
@@ -135,7 +179,10 @@ def activity_figure(counts: pl.DataFrame, *, per: str, threshold: int | None) ->
     c = counts["count"].to_numpy()
     fig = go.Figure()
     fig.add_scatter(
-        x=n, y=c, mode="markers", name=f"{noun}s",
+        x=n,
+        y=c,
+        mode="markers",
+        name=f"{noun}s",
         marker={"size": 6, "color": CATEGORY_COLOURS[0], "opacity": 0.75},
         hovertemplate=f"%{{y:,}} {noun}s with %{{x:,}} ratings<extra></extra>",
     )
@@ -145,12 +192,22 @@ def activity_figure(counts: pl.DataFrame, *, per: str, threshold: int | None) ->
     fig.update_yaxes(type="log", dtick=1, tickformat=",d")
     if threshold and threshold > 1:
         cut = int(c[n < threshold].sum())
-        fig.add_vrect(x0=max(n.min(), 1) * 0.8, x1=threshold, fillcolor=ACCENT, opacity=0.08, line_width=0)
+        fig.add_vrect(
+            x0=max(n.min(), 1) * 0.8, x1=threshold, fillcolor=ACCENT, opacity=0.08, line_width=0
+        )
         fig.add_vline(x=threshold, line={"color": ACCENT, "dash": "dash", "width": 1.5})
         fig.add_annotation(
-            x=math.log10(threshold), y=1, xref="x", yref="paper", yanchor="top", xanchor="left",
-            text=f" filter: at least {threshold:,}<br> {cut:,} {noun}s below it", showarrow=False,
-            font={"color": ACCENT, "size": 12}, align="left", bgcolor="rgba(255,255,255,0.85)",
+            x=math.log10(threshold),
+            y=1,
+            xref="x",
+            yref="paper",
+            yanchor="top",
+            xanchor="left",
+            text=f" filter: at least {threshold:,}<br> {cut:,} {noun}s below it",
+            showarrow=False,
+            font={"color": ACCENT, "size": 12},
+            align="left",
+            bgcolor="rgba(255,255,255,0.85)",
         )
     fig.update_layout(showlegend=False)
     return fig
@@ -163,10 +220,16 @@ def _category_traces(points: pl.DataFrame) -> list[go.Scattergl]:
     tags = points["colour"].cast(pl.String)
     top = (
         points.filter(pl.col("colour").is_not_null())
-        .group_by("colour").len().sort(["len", "colour"], descending=[True, False])
-        .head(TOP_TAGS)["colour"].cast(pl.String).to_list()
+        .group_by("colour")
+        .len()
+        .sort(["len", "colour"], descending=[True, False])
+        .head(TOP_TAGS)["colour"]
+        .cast(pl.String)
+        .to_list()
     )
-    groups = [(t, tags == t, CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)], 0.8) for i, t in enumerate(top)]
+    groups = [
+        (t, tags == t, CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)], 0.8) for i, t in enumerate(top)
+    ]
     groups.append(("other tags", tags.is_not_null() & ~tags.is_in(top), MUTED, 0.45))
     groups.append(("no tags", tags.is_null(), "#cbd2d9", 0.45))
     traces = []
@@ -174,15 +237,28 @@ def _category_traces(points: pl.DataFrame) -> list[go.Scattergl]:
         part = points.filter(mask)
         if part.is_empty():
             continue
-        traces.append(_points_trace(part, name, {"color": colour, "opacity": opacity}, detail="<br>top tag: %{fullData.name}"))
+        traces.append(
+            _points_trace(
+                part,
+                name,
+                {"color": colour, "opacity": opacity},
+                detail="<br>top tag: %{fullData.name}",
+            )
+        )
     return traces
 
 
-def _points_trace(part: pl.DataFrame, name: str, marker: dict, *, detail: str = "", text: list[str] | None = None) -> go.Scattergl:
+def _points_trace(
+    part: pl.DataFrame, name: str, marker: dict, *, detail: str = "", text: list[str] | None = None
+) -> go.Scattergl:
     """One trace of map points; ``detail`` adds a hover line (the value the points are coloured by)."""
     return go.Scattergl(
-        x=part["x"].to_numpy(), y=part["y"].to_numpy(), mode="markers", name=name,
-        marker={"size": 5, **marker}, text=text,
+        x=part["x"].to_numpy(),
+        y=part["y"].to_numpy(),
+        mode="markers",
+        name=name,
+        marker={"size": 5, **marker},
+        text=text,
         hovertext=hover_labels(part["title"].to_list(), part["authors"].to_list()),
         customdata=book_keys(part),
         hovertemplate="%{hovertext}" + detail + "<extra></extra>",
@@ -193,8 +269,12 @@ def _continuous_traces(points: pl.DataFrame, colour: str) -> list[go.Scattergl]:
     values = points["colour"].cast(pl.Float64)
     if colour == "popularity":
         values = values.clip(lower_bound=1).log10()
-    known = points.with_columns(value=values).filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
-    unknown = points.with_columns(value=values).filter(pl.col("value").is_null() | pl.col("value").is_nan())
+    known = points.with_columns(value=values).filter(
+        pl.col("value").is_not_null() & pl.col("value").is_not_nan()
+    )
+    unknown = points.with_columns(value=values).filter(
+        pl.col("value").is_null() | pl.col("value").is_nan()
+    )
     traces = []
     if not unknown.is_empty():
         traces.append(_points_trace(unknown, "unknown", {"color": "#cbd2d9", "opacity": 0.5}))
@@ -209,12 +289,30 @@ def _continuous_traces(points: pl.DataFrame, colour: str) -> list[go.Scattergl]:
         else:
             scale = "Viridis"
         raw = known["colour"].cast(pl.Float64).to_numpy()
-        shown = {"year": "{:.0f}", "rating": "{:.2f}", "bias": "{:+.3f}", "popularity": "{:,.0f} ratings"}[colour]
+        shown = {
+            "year": "{:.0f}",
+            "rating": "{:.2f}",
+            "bias": "{:+.3f}",
+            "popularity": "{:,.0f} ratings",
+        }[colour]
         label = COLOUR_LABELS[colour].removesuffix(" (log10)")
-        trace = _points_trace(known, COLOUR_LABELS[colour], {
-            "color": v, "colorscale": scale, "cmin": float(lo), "cmax": float(hi), "opacity": 0.85,
-            "colorbar": {"title": {"text": COLOUR_LABELS[colour], "side": "right"}, "thickness": 12},
-        }, detail=f"<br>{label}: %{{text}}", text=[shown.format(x) for x in raw])
+        trace = _points_trace(
+            known,
+            COLOUR_LABELS[colour],
+            {
+                "color": v,
+                "colorscale": scale,
+                "cmin": float(lo),
+                "cmax": float(hi),
+                "opacity": 0.85,
+                "colorbar": {
+                    "title": {"text": COLOUR_LABELS[colour], "side": "right"},
+                    "thickness": 12,
+                },
+            },
+            detail=f"<br>{label}: %{{text}}",
+            text=[shown.format(x) for x in raw],
+        )
         trace.showlegend = False
         traces.append(trace)
     return traces
@@ -222,20 +320,36 @@ def _continuous_traces(points: pl.DataFrame, colour: str) -> list[go.Scattergl]:
 
 def highlight_traces(selected: pl.DataFrame, neighbours: pl.DataFrame) -> list[go.Scattergl]:
     """Always exactly two traces, drawn over the map: the neighbours, then the chosen book."""
+
     def trace(part: pl.DataFrame, name: str, marker: dict, labels: bool) -> go.Scattergl:
         return go.Scattergl(
-            x=part["x"].to_numpy() if not part.is_empty() else [], y=part["y"].to_numpy() if not part.is_empty() else [],
-            mode="markers+text" if labels else "markers", name=name, marker=marker,
+            x=part["x"].to_numpy() if not part.is_empty() else [],
+            y=part["y"].to_numpy() if not part.is_empty() else [],
+            mode="markers+text" if labels else "markers",
+            name=name,
+            marker=marker,
             text=[_short(t, 36) for t in part["title"].to_list()] if labels else None,
-            textposition="top center", textfont={"size": 13, "color": INK},
+            textposition="top center",
+            textfont={"size": 13, "color": INK},
             hovertext=hover_labels(part["title"].to_list(), part["authors"].to_list()),
-            customdata=book_keys(part), hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+            customdata=book_keys(part),
+            hovertemplate="%{hovertext}<extra>" + name + "</extra>",
             showlegend=not part.is_empty(),
         )
 
     return [
-        trace(neighbours, "neighbours", {"size": 11, "color": HIGHLIGHT, "line": {"width": 1.5, "color": INK}}, False),
-        trace(selected, "chosen book", {"size": 18, "color": ACCENT, "symbol": "star", "line": {"width": 1.5, "color": INK}}, True),
+        trace(
+            neighbours,
+            "neighbours",
+            {"size": 11, "color": HIGHLIGHT, "line": {"width": 1.5, "color": INK}},
+            False,
+        ),
+        trace(
+            selected,
+            "chosen book",
+            {"size": 18, "color": ACCENT, "symbol": "star", "line": {"width": 1.5, "color": INK}},
+            True,
+        ),
     ]
 
 
@@ -256,15 +370,26 @@ def embedding_map(
     """
     base = _category_traces(points) if colour == "tag" else _continuous_traces(points, colour)
     empty = points.clear()
-    highlights = highlight_traces(selected if selected is not None else empty, neighbours if neighbours is not None else empty)
+    highlights = highlight_traces(
+        selected if selected is not None else empty, neighbours if neighbours is not None else empty
+    )
     fig = go.Figure(data=[*base, *highlights])
-    shown = f"{points.height:,} of {total:,} books (sampled)" if points.height < total else f"{total:,} books"
+    shown = (
+        f"{points.height:,} of {total:,} books (sampled)"
+        if points.height < total
+        else f"{total:,} books"
+    )
     style(fig, f"{title} · {shown}", "Component 1", "Component 2", height=640)
     if colour == "tag":  # categories: the legend is the key, at the right
         legend = {"title": {"text": COLOUR_LABELS[colour]}, "x": 1.01, "xanchor": "left", "y": 1.0}
     else:  # a colour bar is the key at the right; the few legend items go above the plot
         legend = {"orientation": "h", "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"}
-    fig.update_layout(uirevision=revision, hovermode="closest", dragmode="pan", legend={"itemsizing": "constant", **legend})
+    fig.update_layout(
+        uirevision=revision,
+        hovermode="closest",
+        dragmode="pan",
+        legend={"itemsizing": "constant", **legend},
+    )
     if colour != "tag":
         fig.update_layout(margin={"t": 88})
     fig.update_xaxes(showticklabels=False, zeroline=False)
@@ -281,13 +406,26 @@ def bias_bars(books: pl.DataFrame, *, highest: bool) -> go.Figure:
     if books.is_empty():
         return message_figure("No books with this many ratings.", title)
     part = books.sort("bias", descending=not highest)  # plotly draws the first bar at the bottom
-    labels = [f"{_short(t, 42)} · {_short(a, 22)}" for t, a in zip(part["title"].to_list(), part["authors"].to_list())]
-    fig = go.Figure(go.Bar(
-        x=part["bias"].to_list(), y=labels, orientation="h",
-        marker_color="#009E73" if highest else "#D55E00",
-        customdata=np.stack([part["n_ratings"].fill_null(0).to_numpy(), part["mean_rating"].fill_null(float("nan")).to_numpy()], axis=1),
-        hovertemplate="%{y}<br>bias %{x:+.3f} stars<br>%{customdata[0]:,} ratings, mean %{customdata[1]:.2f}<extra></extra>",
-    ))
+    labels = [
+        f"{_short(t, 42)} · {_short(a, 22)}"
+        for t, a in zip(part["title"].to_list(), part["authors"].to_list())
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=part["bias"].to_list(),
+            y=labels,
+            orientation="h",
+            marker_color="#009E73" if highest else "#D55E00",
+            customdata=np.stack(
+                [
+                    part["n_ratings"].fill_null(0).to_numpy(),
+                    part["mean_rating"].fill_null(float("nan")).to_numpy(),
+                ],
+                axis=1,
+            ),
+            hovertemplate="%{y}<br>bias %{x:+.3f} stars<br>%{customdata[0]:,} ratings, mean %{customdata[1]:.2f}<extra></extra>",
+        )
+    )
     style(fig, title, "Learned bias (stars)", None, height=520)
     fig.update_layout(margin={"l": 24, "r": 24, "t": 56, "b": 56})
     fig.update_yaxes(automargin=True, tickfont={"size": 12})
@@ -301,13 +439,23 @@ def bias_scatter(books: pl.DataFrame) -> go.Figure:
     if known.is_empty():
         return message_figure("No books with this many ratings.", title)
     n = known["n_ratings"].fill_null(1).clip(lower_bound=1).to_numpy()
-    fig = go.Figure(go.Scattergl(
-        x=known["mean_rating"].to_numpy(), y=known["bias"].to_numpy(), mode="markers",
-        marker={"size": 6, "color": np.log10(n), "colorscale": "Viridis", "opacity": 0.75,
-                "colorbar": {"title": {"text": "log10 ratings", "side": "right"}, "thickness": 12}},
-        hovertext=hover_labels(known["title"].to_list(), known["authors"].to_list()),
-        customdata=n, hovertemplate="%{hovertext}<br>mean %{x:.2f}, bias %{y:+.3f}, %{customdata:,} ratings<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Scattergl(
+            x=known["mean_rating"].to_numpy(),
+            y=known["bias"].to_numpy(),
+            mode="markers",
+            marker={
+                "size": 6,
+                "color": np.log10(n),
+                "colorscale": "Viridis",
+                "opacity": 0.75,
+                "colorbar": {"title": {"text": "log10 ratings", "side": "right"}, "thickness": 12},
+            },
+            hovertext=hover_labels(known["title"].to_list(), known["authors"].to_list()),
+            customdata=n,
+            hovertemplate="%{hovertext}<br>mean %{x:.2f}, bias %{y:+.3f}, %{customdata:,} ratings<extra></extra>",
+        )
+    )
     style(fig, title, "Mean rating in the matrix (stars)", "Learned bias (stars)", height=460)
     return fig
 
@@ -318,11 +466,16 @@ def user_bias_histogram(bins: pl.DataFrame) -> go.Figure:
     if bins.is_empty():
         return message_figure("This model learns no user biases.", title)
     mid = ((bins["lo"] + bins["hi"]) / 2).to_numpy()
-    fig = go.Figure(go.Bar(
-        x=mid, y=bins["count"].to_numpy(), width=float((bins["hi"] - bins["lo"])[0]) * 0.95,
-        marker_color=CATEGORY_COLOURS[4], customdata=np.stack([bins["lo"].to_numpy(), bins["hi"].to_numpy()], axis=1),
-        hovertemplate="bias %{customdata[0]:+.2f} to %{customdata[1]:+.2f}: %{y:,} users<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=mid,
+            y=bins["count"].to_numpy(),
+            width=float((bins["hi"] - bins["lo"])[0]) * 0.95,
+            marker_color=CATEGORY_COLOURS[4],
+            customdata=np.stack([bins["lo"].to_numpy(), bins["hi"].to_numpy()], axis=1),
+            hovertemplate="bias %{customdata[0]:+.2f} to %{customdata[1]:+.2f}: %{y:,} users<extra></extra>",
+        )
+    )
     fig.add_vline(x=0, line={"color": INK, "width": 1, "dash": "dot"})
     style(fig, title, "Learned user bias (stars; > 0 rates generously)", "Users", height=460)
     return fig
@@ -344,36 +497,72 @@ def metrics_figure(metrics: pl.DataFrame) -> go.Figure:
     """
     if metrics.is_empty():
         return message_figure("No metrics yet: run `shelfwise evaluate`.", "Metrics by run")
-    titles = [f"{label} ({'lower' if lower else 'higher'} is better)" for _, _, label, lower in METRICS]
-    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, vertical_spacing=0.2, horizontal_spacing=0.07)
+    titles = [
+        f"{label} ({'lower' if lower else 'higher'} is better)" for _, _, label, lower in METRICS
+    ]
+    fig = make_subplots(
+        rows=2, cols=3, subplot_titles=titles, vertical_spacing=0.2, horizontal_spacing=0.07
+    )
     seen: set[str] = set()
     for i, (name, k, label, _) in enumerate(METRICS):
         row, col = divmod(i, 3)
-        part = metrics.filter((pl.col("metric") == name) & (pl.col("k").is_null() if k is None else pl.col("k") == k))
-        order = [run_label(kd, r) for r, kd in part.select("run_id", "kind").unique().sort(["kind", "run_id"]).iter_rows()]
+        part = metrics.filter(
+            (pl.col("metric") == name) & (pl.col("k").is_null() if k is None else pl.col("k") == k)
+        )
+        order = [
+            run_label(kd, r)
+            for r, kd in part.select("run_id", "kind").unique().sort(["kind", "run_id"]).iter_rows()
+        ]
         if part.is_empty():
             axis = "" if i == 0 else str(i + 1)
-            fig.add_annotation(text="not measured", xref=f"x{axis} domain", yref=f"y{axis} domain", x=0.5, y=0.5,
-                               showarrow=False, font={"color": MUTED})
+            fig.add_annotation(
+                text="not measured",
+                xref=f"x{axis} domain",
+                yref=f"y{axis} domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font={"color": MUTED},
+            )
         for kind in part["kind"].unique(maintain_order=True).to_list():
             sub = part.filter(pl.col("kind") == kind).sort("run_id")
             value = sub["value"].to_numpy()
             lo = sub["ci_low"].fill_null(float("nan")).to_numpy()
             hi = sub["ci_high"].fill_null(float("nan")).to_numpy()
             fig.add_scatter(
-                x=[run_label(kind, r) for r in sub["run_id"].to_list()], y=value, name=KIND_LABELS.get(kind, kind),
-                mode="markers", legendgroup=kind, showlegend=kind not in seen,
-                marker={"size": 11, "color": KIND_COLOURS.get(kind, MUTED), "line": {"width": 1, "color": INK}},
-                error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - value), "arrayminus": np.nan_to_num(value - lo),
-                         "color": KIND_COLOURS.get(kind, MUTED), "thickness": 2, "width": 6},
+                x=[run_label(kind, r) for r in sub["run_id"].to_list()],
+                y=value,
+                name=KIND_LABELS.get(kind, kind),
+                mode="markers",
+                legendgroup=kind,
+                showlegend=kind not in seen,
+                marker={
+                    "size": 11,
+                    "color": KIND_COLOURS.get(kind, MUTED),
+                    "line": {"width": 1, "color": INK},
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.nan_to_num(hi - value),
+                    "arrayminus": np.nan_to_num(value - lo),
+                    "color": KIND_COLOURS.get(kind, MUTED),
+                    "thickness": 2,
+                    "width": 6,
+                },
                 customdata=np.stack([lo, hi], axis=1),
                 hovertemplate=f"%{{x}}<br>{label} %{{y:.4f}}<br>95% CI [%{{customdata[0]:.4f}}, %{{customdata[1]:.4f}}]<extra></extra>",
-                row=row + 1, col=col + 1,
+                row=row + 1,
+                col=col + 1,
             )
             seen.add(kind)
-        fig.update_xaxes(categoryorder="array", categoryarray=order, tickangle=-35, row=row + 1, col=col + 1)
+        fig.update_xaxes(
+            categoryorder="array", categoryarray=order, tickangle=-35, row=row + 1, col=col + 1
+        )
         fig.update_yaxes(title_text=label, row=row + 1, col=col + 1)
-    style(fig, "Test-split metrics by run (error bars: 95% bootstrap interval over users)", height=720)
+    style(
+        fig, "Test-split metrics by run (error bars: 95% bootstrap interval over users)", height=720
+    )
     fig.update_layout(legend={"orientation": "h", "y": -0.18, "x": 0}, margin={"t": 80, "b": 110})
     fig.update_annotations(font={"size": 13})
     return fig
@@ -382,5 +571,8 @@ def metrics_figure(metrics: pl.DataFrame) -> go.Figure:
 def with_subtitle(fig: go.Figure, text: str) -> go.Figure:
     """A second, smaller title line (which run, which filter) under the figure's title."""
     top = (fig.layout.margin.t or 56) + 20
-    fig.update_layout(title={"subtitle": {"text": text, "font": {"size": 12, "color": "#616e7c"}}}, margin={"t": top})
+    fig.update_layout(
+        title={"subtitle": {"text": text, "font": {"size": 12, "color": "#616e7c"}}},
+        margin={"t": top},
+    )
     return fig

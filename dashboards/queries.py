@@ -69,7 +69,9 @@ def data_version(db_path: Path) -> str | None:
 
 
 @contextmanager
-def reading(db_path: Path, *, attempts: int = 5, pause: float = 0.05) -> Iterator[duckdb.DuckDBPyConnection]:
+def reading(
+    db_path: Path, *, attempts: int = 5, pause: float = 0.05
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the warehouse snapshot, closed when the block ends.
 
     Opening is retried briefly (``pause * attempt`` seconds between tries, ~0.75 s in all): the
@@ -88,7 +90,9 @@ def reading(db_path: Path, *, attempts: int = 5, pause: float = 0.05) -> Iterato
             time.sleep(pause * attempt)
     else:
         missing = data_version(db_path) is None
-        raise WarehouseUnavailable(f"cannot read the warehouse at {db_path}: {last}", missing=missing) from last
+        raise WarehouseUnavailable(
+            f"cannot read the warehouse at {db_path}: {last}", missing=missing
+        ) from last
     try:
         yield con
     finally:
@@ -144,12 +148,23 @@ def warehouse_status(con: duckdb.DuckDBPyConnection) -> WarehouseStatus:
         return table_exists(con, schema, table)
 
     loaded = rows(con, "select count(*) from raw.load_log")[0][0] if has("raw", "load_log") else 0
-    transformed = all(has(s, t) for s, t in (("core", "books"), ("core", "ratings"), ("matrix", "ratings")))
+    transformed = all(
+        has(s, t) for s, t in (("core", "books"), ("core", "ratings"), ("matrix", "ratings"))
+    )
     published: tuple[str, ...] = ()
     evaluated = False
     if has("models", "runs"):
-        published = tuple(r[0] for r in rows(con, "select distinct kind from models.runs where published order by kind"))
-        evaluated = rows(con, "select count(*) from models.metrics")[0][0] > 0 if has("models", "metrics") else False
+        published = tuple(
+            r[0]
+            for r in rows(
+                con, "select distinct kind from models.runs where published order by kind"
+            )
+        )
+        evaluated = (
+            rows(con, "select count(*) from models.metrics")[0][0] > 0
+            if has("models", "metrics")
+            else False
+        )
     return WarehouseStatus(True, int(loaded), transformed, published, evaluated)
 
 
@@ -278,8 +293,13 @@ def latest_transform(con: duckdb.DuckDBPyConnection) -> dict | None:
         return None
     transform_id, source, params, finished, users, books, ratings = found[0]
     return {
-        "transform_id": int(transform_id), "source": source, "params": json.loads(params), "finished_at": finished,
-        "users": int(users or 0), "books": int(books or 0), "ratings": int(ratings or 0),
+        "transform_id": int(transform_id),
+        "source": source,
+        "params": json.loads(params),
+        "finished_at": finished,
+        "users": int(users or 0),
+        "books": int(books or 0),
+        "ratings": int(ratings or 0),
     }
 
 
@@ -347,13 +367,19 @@ def latest_runs(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> dict[
 
 def run_kind(con: duckdb.DuckDBPyConnection, run_id: int) -> str | None:
     """The kind of a published run, or None when it is gone (retention) or not published."""
-    found = rows(con, "select kind from models.runs where run_id = $run and published", {"run": run_id})
+    found = rows(
+        con, "select kind from models.runs where run_id = $run and published", {"run": run_id}
+    )
     return found[0][0] if found else None
 
 
 def projection_methods(con: duckdb.DuckDBPyConnection, run_id: int) -> list[str]:
     """The 2-D maps the run stored ('pca', 'tsne')."""
-    found = rows(con, "select distinct method from models.projections where run_id = $run order by method", {"run": run_id})
+    found = rows(
+        con,
+        "select distinct method from models.projections where run_id = $run order by method",
+        {"run": run_id},
+    )
     return [r[0] for r in found]
 
 
@@ -367,7 +393,8 @@ def projection_points(
     """
     expr = COLOUR_COLUMNS[colour]  # allow-list
     total = rows(
-        con, "select count(*) from models.projections where run_id = $run and method = $method",
+        con,
+        "select count(*) from models.projections where run_id = $run and method = $method",
         {"run": run_id, "method": method},
     )[0][0]
     sample = "order by hash(p.book_idx) limit $max_points" if total > max_points else ""
@@ -395,10 +422,20 @@ def projection_points(
     return points, int(total)
 
 
-def points_of_books(con: duckdb.DuckDBPyConnection, run_id: int, method: str, book_keys: list[int]) -> pl.DataFrame:
+def points_of_books(
+    con: duckdb.DuckDBPyConnection, run_id: int, method: str, book_keys: list[int]
+) -> pl.DataFrame:
     """Map positions of the given books (for highlighting): book_key, x, y, title, authors."""
     if not book_keys:
-        return pl.DataFrame(schema={"book_key": pl.Int64, "x": pl.Float64, "y": pl.Float64, "title": pl.String, "authors": pl.String})
+        return pl.DataFrame(
+            schema={
+                "book_key": pl.Int64,
+                "x": pl.Float64,
+                "y": pl.Float64,
+                "title": pl.String,
+                "authors": pl.String,
+            }
+        )
     return frame(
         con,
         """
@@ -412,14 +449,23 @@ def points_of_books(con: duckdb.DuckDBPyConnection, run_id: int, method: str, bo
     )
 
 
-def search_books(con: duckdb.DuckDBPyConnection, text: str, run_ids: list[int], limit: int) -> pl.DataFrame:
+def search_books(
+    con: duckdb.DuckDBPyConnection, text: str, run_ids: list[int], limit: int
+) -> pl.DataFrame:
     """Books of the given runs whose title or author contains ``text`` (case-insensitive).
 
     Exact titles first, then titles that start with the text, then the most-rated. An empty text
     gives the most-rated books. Columns: book_key, title, authors, publication_year.
     """
     if not run_ids:
-        return pl.DataFrame(schema={"book_key": pl.Int64, "title": pl.String, "authors": pl.String, "publication_year": pl.Int32})
+        return pl.DataFrame(
+            schema={
+                "book_key": pl.Int64,
+                "title": pl.String,
+                "authors": pl.String,
+                "publication_year": pl.Int32,
+            }
+        )
     return frame(
         con,
         """
@@ -443,7 +489,15 @@ def search_books(con: duckdb.DuckDBPyConnection, text: str, run_ids: list[int], 
 def books_by_key(con: duckdb.DuckDBPyConnection, book_keys: list[int]) -> pl.DataFrame:
     """Title, authors and cover of each key that exists (any order)."""
     if not book_keys:
-        return pl.DataFrame(schema={"book_key": pl.Int64, "title": pl.String, "authors": pl.String, "publication_year": pl.Int32, "image_url": pl.String})
+        return pl.DataFrame(
+            schema={
+                "book_key": pl.Int64,
+                "title": pl.String,
+                "authors": pl.String,
+                "publication_year": pl.Int32,
+                "image_url": pl.String,
+            }
+        )
     return frame(
         con,
         """select book_key, title, authors, publication_year, image_url from core.books
@@ -480,7 +534,8 @@ def neighbours(con: duckdb.DuckDBPyConnection, run_id: int, book_key: int, n: in
 def book_vectors(con: duckdb.DuckDBPyConnection, run_id: int) -> np.ndarray:
     """The run's book factors, float32 shape (n_books, k), row i = book_idx i."""
     table = con.sql(
-        "select vector from models.book_factors where run_id = $run order by book_idx", params={"run": run_id}
+        "select vector from models.book_factors where run_id = $run order by book_idx",
+        params={"run": run_id},
     ).to_arrow_table()
     if table.num_rows == 0:
         raise ShelfwiseError(f"run {run_id} has no book factors")
@@ -488,7 +543,9 @@ def book_vectors(con: duckdb.DuckDBPyConnection, run_id: int) -> np.ndarray:
     return flat.reshape(table.num_rows, -1).astype(np.float32)
 
 
-def book_indices(con: duckdb.DuckDBPyConnection, run_id: int, book_keys: list[int]) -> dict[int, int]:
+def book_indices(
+    con: duckdb.DuckDBPyConnection, run_id: int, book_keys: list[int]
+) -> dict[int, int]:
     """book_key -> book_idx in the run, for the keys the run has."""
     if not book_keys:
         return {}
@@ -505,7 +562,9 @@ class Recommendation:
     """A recommended book and the books that explain it."""
 
     book: pipeline.Book
-    because: tuple[tuple[str, float | None], ...]  # (title, the user's rating or None) most similar first
+    because: tuple[
+        tuple[str, float | None], ...
+    ]  # (title, the user's rating or None) most similar first
 
 
 def favourite_recommendations(
@@ -527,13 +586,17 @@ def favourite_recommendations(
     favourites = pipeline.books_by_idx(con, run_id, fav_idx)
     books = pipeline.books_by_idx(con, run_id, rec_idx, scores)
     closest = closest_favourite(vectors, rec_idx, fav_idx) if len(rec_idx) else []
-    return favourites, [Recommendation(b, ((favourites[int(c)].title or "", None),)) for b, c in zip(books, closest)]
+    return favourites, [
+        Recommendation(b, ((favourites[int(c)].title or "", None),)) for b, c in zip(books, closest)
+    ]
 
 
 # ----------------------------------------------------------------------------- users
 
 
-def search_users(con: duckdb.DuckDBPyConnection, text: str, run_id: int, limit: int) -> pl.DataFrame:
+def search_users(
+    con: duckdb.DuckDBPyConnection, text: str, run_id: int, limit: int
+) -> pl.DataFrame:
     """Users of a run whose id starts with ``text`` (all users when empty), most active first.
 
     Columns: user_key, n_ratings (in the current matrix; null if the matrix was rebuilt without them).
@@ -554,7 +617,13 @@ def search_users(con: duckdb.DuckDBPyConnection, text: str, run_id: int, limit: 
 
 def user_exists(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> bool:
     """Whether the run was fitted with this user."""
-    return bool(rows(con, "select 1 from models.run_users where run_id = $run and user_key = $user", {"run": run_id, "user": int(user_key)}))
+    return bool(
+        rows(
+            con,
+            "select 1 from models.run_users where run_id = $run and user_key = $user",
+            {"run": run_id, "user": int(user_key)},
+        )
+    )
 
 
 def random_user(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int = 20) -> int | None:
@@ -570,7 +639,9 @@ def random_user(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int = 
     return int(found[0][0]) if found else None
 
 
-def user_ratings(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, limit: int) -> tuple[pl.DataFrame, int]:
+def user_ratings(
+    con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, limit: int
+) -> tuple[pl.DataFrame, int]:
     """The user's ratings in the run's source, best first, and how many there are in all.
 
     Columns: book_key, title, authors, image_url, rating.
@@ -578,7 +649,9 @@ def user_ratings(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, lim
     params = {"run": run_id, "user": int(user_key)}
     source = "(select source from models.runs where run_id = $run)"
     total = rows(
-        con, f"select count(*) from core.ratings where user_key = $user and source = {source} and rating is not null", params
+        con,
+        f"select count(*) from core.ratings where user_key = $user and source = {source} and rating is not null",
+        params,
     )[0][0]
     rated = frame(
         con,
@@ -648,11 +721,21 @@ BIAS_COLUMNS = """
 
 def count_bias_books(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int) -> int:
     """How many of the run's books have at least ``min_ratings`` ratings."""
-    return int(rows(con, f"select count(*) from ({BIAS_COLUMNS})", {"run": run_id, "min": min_ratings})[0][0])
+    return int(
+        rows(con, f"select count(*) from ({BIAS_COLUMNS})", {"run": run_id, "min": min_ratings})[0][
+            0
+        ]
+    )
 
 
 def extreme_biases(
-    con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, n: int, *, highest: bool, qualified: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    min_ratings: int,
+    n: int,
+    *,
+    highest: bool,
+    qualified: int | None = None,
 ) -> pl.DataFrame:
     """The ``n`` books with the highest (or lowest) learned bias among those with enough ratings.
 
@@ -666,15 +749,19 @@ def extreme_biases(
     n = min(n, (qualified + 1) // 2 if highest else qualified // 2)
     order = "desc" if highest else "asc"  # allow-list of two
     return frame(
-        con, f"{BIAS_COLUMNS} order by bb.bias {order}, rb.book_key {order} limit $n",
+        con,
+        f"{BIAS_COLUMNS} order by bb.bias {order}, rb.book_key {order} limit $n",
         {"run": run_id, "min": min_ratings, "n": n},
     )
 
 
-def bias_points(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, max_points: int) -> pl.DataFrame:
+def bias_points(
+    con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int, max_points: int
+) -> pl.DataFrame:
     """Bias and mean rating of the run's books with enough ratings (a hash sample if many)."""
     return frame(
-        con, f"{BIAS_COLUMNS} order by hash(bb.book_idx) limit $max",
+        con,
+        f"{BIAS_COLUMNS} order by hash(bb.book_idx) limit $max",
         {"run": run_id, "min": min_ratings, "max": max_points},
     )
 
@@ -684,7 +771,9 @@ def max_book_ratings(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows(con, "select coalesce(max(n_ratings), 0) from matrix.books")[0][0])
 
 
-def user_bias_histogram(con: duckdb.DuckDBPyConnection, run_id: int, width: float = 0.05) -> pl.DataFrame:
+def user_bias_histogram(
+    con: duckdb.DuckDBPyConnection, run_id: int, width: float = 0.05
+) -> pl.DataFrame:
     """Learned user biases binned ``width`` wide: lo, hi, count."""
     return frame(
         con,

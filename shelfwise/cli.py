@@ -76,44 +76,88 @@ def generate() -> None:
 
 
 @generate.command("goodbooks")
-@click.option("--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
-@click.option("--ratings", "n_ratings", type=click.IntRange(min=1), default=5_976_479, help="Number of ratings.")
-@click.option("--users", "n_users", type=click.IntRange(min=1), default=53_424, help="Number of users.")
-@click.option("--books", "n_books", type=click.IntRange(min=1), default=None, help="Use only the N most-rated real books (default: all 10,000).")
-@click.option("--seed", type=click.IntRange(min=0), default=42, help="Random seed; the same seed writes the same bytes.")
+@click.option(
+    "--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder."
+)
+@click.option(
+    "--ratings",
+    "n_ratings",
+    type=click.IntRange(min=1),
+    default=5_976_479,
+    help="Number of ratings.",
+)
+@click.option(
+    "--users", "n_users", type=click.IntRange(min=1), default=53_424, help="Number of users."
+)
+@click.option(
+    "--books",
+    "n_books",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only the N most-rated real books (default: all 10,000).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=42,
+    help="Random seed; the same seed writes the same bytes.",
+)
 @click.option(
     "--books-csv",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=None,
     help="The real goodbooks books.csv (plain or .gz) whose books the ratings are about; tags.csv and book_tags.csv beside it are used too. Default: the checkout's data/goodbooks-10k/books.csv.gz.",
 )
-def generate_goodbooks_cmd(dest: Path, n_ratings: int, n_users: int, n_books: int | None, seed: int, books_csv: Path | None) -> None:
+def generate_goodbooks_cmd(
+    dest: Path, n_ratings: int, n_users: int, n_books: int | None, seed: int, books_csv: Path | None
+) -> None:
     """Goodbooks-shaped ratings over the real books, with planted author/series/tag tastes."""
     from warehouse.generate import generate_goodbooks
 
     if books_csv is None:  # found from the checkout, not the working directory
         books_csv = Path(__file__).resolve().parents[1] / "data" / "goodbooks-10k" / "books.csv.gz"
         if not books_csv.is_file():
-            raise ShelfwiseError(f"no --books-csv given and {books_csv} is not there: pass the real goodbooks books.csv")
+            raise ShelfwiseError(
+                f"no --books-csv given and {books_csv} is not there: pass the real goodbooks books.csv"
+            )
     folder = books_csv.parent
     tags = _first_existing(folder, "tags.csv", "tags.csv.gz")
-    book_tags = _first_existing(folder, "book_tags.csv", "book_tags.csv.gz", "book_tags_book_subset.csv.gz")
+    book_tags = _first_existing(
+        folder, "book_tags.csv", "book_tags.csv.gz", "book_tags_book_subset.csv.gz"
+    )
     counts = generate_goodbooks(
-        dest, books_csv=books_csv, tags_csv=tags, book_tags_csv=book_tags, n_ratings=n_ratings,
-        n_users=n_users, n_books=n_books, seed=seed, progress=progress_enabled(),
+        dest,
+        books_csv=books_csv,
+        tags_csv=tags,
+        book_tags_csv=book_tags,
+        n_ratings=n_ratings,
+        n_users=n_users,
+        n_books=n_books,
+        seed=seed,
+        progress=progress_enabled(),
     )
     _print_counts(f"generated goodbooks data in {dest}", counts)
 
 
 @generate.command("ucsd")
-@click.option("--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
-@click.option("--interactions", "n_interactions", type=click.IntRange(min=1), required=True, help="Rows of goodreads_interactions.csv (the real dump has about 229M).")
+@click.option(
+    "--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder."
+)
+@click.option(
+    "--interactions",
+    "n_interactions",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Rows of goodreads_interactions.csv (the real dump has about 229M).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=42, help="Random seed.")
 def generate_ucsd_cmd(dest: Path, n_interactions: int, seed: int) -> None:
     """UCSD Goodreads-format files (interactions, id maps, books JSON) in bounded memory."""
     from warehouse.generate import generate_ucsd
 
-    counts = generate_ucsd(dest, n_interactions=n_interactions, seed=seed, progress=progress_enabled())
+    counts = generate_ucsd(
+        dest, n_interactions=n_interactions, seed=seed, progress=progress_enabled()
+    )
     _print_counts(f"generated UCSD-format data in {dest}", counts)
 
 
@@ -136,8 +180,12 @@ def download() -> None:
 
 
 @download.command("goodbooks")
-@click.option("--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
-@click.option("--base-url", default=None, help="Mirror to fetch from instead of the release address.")
+@click.option(
+    "--dest", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder."
+)
+@click.option(
+    "--base-url", default=None, help="Mirror to fetch from instead of the release address."
+)
 def download_goodbooks_cmd(dest: Path, base_url: str | None) -> None:
     """Download goodbooks-10k: verified checksums, atomic writes, resumable."""
     from warehouse.download import download_goodbooks
@@ -150,7 +198,12 @@ def download_goodbooks_cmd(dest: Path, base_url: str | None) -> None:
 @cli.command()
 @click.argument("source", type=click.Choice(SOURCES))
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--max-reject-fraction", type=click.FloatRange(0, 1), default=0.01, help="Stop the load if more than this share of a file's rows is bad.")
+@click.option(
+    "--max-reject-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    help="Stop the load if more than this share of a file's rows is bad.",
+)
 @DB_OPTION
 def load(source: str, directory: Path, max_reject_fraction: float, db_path: Path) -> None:
     """Load a dataset folder's raw files into the warehouse (all files or none)."""
@@ -158,9 +211,8 @@ def load(source: str, directory: Path, max_reject_fraction: float, db_path: Path
     from warehouse.load import load_dataset
 
     config = LoadConfig(source=source, directory=directory, max_reject_fraction=max_reject_fraction)  # type: ignore[arg-type]
-    with writer(db_path) as con:
-        with status(f"loading {source} from {directory}"):
-            reports = load_dataset(con, config)
+    with writer(db_path) as con, status(f"loading {source} from {directory}"):
+        reports = load_dataset(con, config)
     table = Table(title=f"{source} -> {db_path}")
     for col in ("file", "table", "rows read", "loaded", "rejected"):
         table.add_column(col, justify="right" if col not in ("file", "table") else "left")
@@ -168,22 +220,59 @@ def load(source: str, directory: Path, max_reject_fraction: float, db_path: Path
         if r.skipped:
             table.add_row(r.file, f"raw.{r.table}", "unchanged, skipped", "", "")
         else:
-            table.add_row(r.file, f"raw.{r.table}", f"{r.rows_read:,}", f"{r.rows_loaded:,}", f"{r.rows_rejected:,}")
+            table.add_row(
+                r.file,
+                f"raw.{r.table}",
+                f"{r.rows_read:,}",
+                f"{r.rows_loaded:,}",
+                f"{r.rows_rejected:,}",
+            )
     console.print(table)
     rejected = sum(r.rows_rejected for r in reports)
     if rejected:
-        console.print(f"[yellow]{rejected:,} rows rejected[/yellow]: see `shelfwise sql \"select * from raw.rejects\"`")
+        console.print(
+            f'[yellow]{rejected:,} rows rejected[/yellow]: see `shelfwise sql "select * from raw.rejects"`'
+        )
 
 
 def transform_options(f):
     for option in reversed(
         [
-            click.option("--source", type=click.Choice(SOURCES), default="goodbooks", help="Which source's matrix to build."),
-            click.option("--min-user-ratings", type=click.IntRange(min=1), default=10, help="Keep users with at least this many ratings."),
-            click.option("--min-book-ratings", type=click.IntRange(min=1), default=100, help="Keep books with at least this many ratings."),
-            click.option("--kcore/--no-kcore", default=False, help="Repeat both filters until nothing changes."),
-            click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2, help="Share of ratings held out for testing."),
-            click.option("--split", type=click.Choice(["random", "temporal"]), default="random", help="random: seeded hash per rating; temporal: each user's latest ratings."),
+            click.option(
+                "--source",
+                type=click.Choice(SOURCES),
+                default="goodbooks",
+                help="Which source's matrix to build.",
+            ),
+            click.option(
+                "--min-user-ratings",
+                type=click.IntRange(min=1),
+                default=10,
+                help="Keep users with at least this many ratings.",
+            ),
+            click.option(
+                "--min-book-ratings",
+                type=click.IntRange(min=1),
+                default=100,
+                help="Keep books with at least this many ratings.",
+            ),
+            click.option(
+                "--kcore/--no-kcore",
+                default=False,
+                help="Repeat both filters until nothing changes.",
+            ),
+            click.option(
+                "--test-fraction",
+                type=click.FloatRange(0, 1, max_open=True),
+                default=0.2,
+                help="Share of ratings held out for testing.",
+            ),
+            click.option(
+                "--split",
+                type=click.Choice(["random", "temporal"]),
+                default="random",
+                help="random: seeded hash per rating; temporal: each user's latest ratings.",
+            ),
             click.option("--seed", type=int, default=42, help="Seed of the random split."),
         ]
     ):
@@ -212,14 +301,18 @@ def transform(db_path: Path, **kw: object) -> None:
         with status("running SQL models"):
             results = run_transforms(con, config)
         for r in results:
-            table.add_row(r.relation, "view" if r.rows is None else f"{r.rows:,}", f"{r.seconds:.2f}")
+            table.add_row(
+                r.relation, "view" if r.rows is None else f"{r.rows:,}", f"{r.seconds:.2f}"
+            )
         console.print(table)
         summary = con.execute(
             """select (select count(*) from matrix.users), (select count(*) from matrix.books),
                       (select count(*) from matrix.ratings where split = 'train'),
                       (select count(*) from matrix.ratings where split = 'test')"""
         ).fetchall()[0]
-    console.print(f"matrix: {summary[0]:,} users x {summary[1]:,} books; {summary[2]:,} train / {summary[3]:,} test ratings")
+    console.print(
+        f"matrix: {summary[0]:,} users x {summary[1]:,} books; {summary[2]:,} train / {summary[3]:,} test ratings"
+    )
 
 
 @cli.command()
@@ -246,7 +339,9 @@ def print_rows(columns: list[str], rows: list[tuple]) -> None:
     for c in columns:
         table.add_column(c)
     for row in rows:
-        table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(
+            *("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row)
+        )
     console.print(table)
 
 
@@ -285,7 +380,9 @@ def _kind_overrides(kind: str, options: tuple[str, ...]) -> dict:
     for item in options:
         name, sep, value = item.partition("=")
         if not sep or name not in defaults:
-            raise ShelfwiseError(f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(defaults)}")
+            raise ShelfwiseError(
+                f"--param {item!r}: expected NAME=VALUE with NAME one of {', '.join(defaults)}"
+            )
         try:
             out[name] = parse_value(name, value, defaults[name])
         except ParamError as exc:
@@ -295,12 +392,33 @@ def _kind_overrides(kind: str, options: tuple[str, ...]) -> dict:
 
 @cli.command()
 @click.argument("kind", type=click.Choice(["baseline", "svd", "als", "mf"]))
-@click.option("--param", "-p", "param", multiple=True, metavar="NAME=VALUE", help="Override a hyper-parameter (e.g. -p factors=64); see docs/models.md.")
-@click.option("--neighbours", type=click.IntRange(1, 500), default=50, help="Cosine neighbours stored per book.")
-@click.option("--tsne/--no-tsne", default=True, help="Also store a t-SNE map (PCA is always stored).")
-@click.option("--keep-runs", type=click.IntRange(min=1), default=3, help="Published runs of this kind to keep.")
+@click.option(
+    "--param",
+    "-p",
+    "param",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a hyper-parameter (e.g. -p factors=64); see docs/models.md.",
+)
+@click.option(
+    "--neighbours",
+    type=click.IntRange(1, 500),
+    default=50,
+    help="Cosine neighbours stored per book.",
+)
+@click.option(
+    "--tsne/--no-tsne", default=True, help="Also store a t-SNE map (PCA is always stored)."
+)
+@click.option(
+    "--keep-runs",
+    type=click.IntRange(min=1),
+    default=3,
+    help="Published runs of this kind to keep.",
+)
 @DB_OPTION
-def fit(kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_runs: int, db_path: Path) -> None:
+def fit(
+    kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_runs: int, db_path: Path
+) -> None:
     """Fit a model on the train split and publish its factors, neighbours and maps atomically."""
     from shelfwise.params import PublishConfig
     from shelfwise.pipeline import fit_and_publish
@@ -310,20 +428,54 @@ def fit(kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_run
     with writer(db_path, create=False) as con:
         params = params_for(con, kind, _kind_overrides(kind, param))
         with _progress_step() as step:
-            run_id = fit_and_publish(con, kind, params, PublishConfig(neighbours, tsne, keep_runs), step=step)
-        seconds = con.execute("select seconds from models.runs where run_id = ?", [run_id]).fetchall()[0][0]
+            run_id = fit_and_publish(
+                con, kind, params, PublishConfig(neighbours, tsne, keep_runs), step=step
+            )
+        seconds = con.execute(
+            "select seconds from models.runs where run_id = ?", [run_id]
+        ).fetchall()[0][0]
     console.print(f"published {kind} run {run_id} in {seconds:.1f}s with {params}")
 
 
 @cli.command()
-@click.argument("kinds", metavar="KIND...", nargs=-1, required=True, type=click.Choice(["baseline", "svd", "als", "mf"]))
-@click.option("--axis", "-a", "axes", multiple=True, metavar="NAME=V1,V2,...", help="Search these values of NAME instead of the default ones (adds the axis if new).")
-@click.option("--only", is_flag=True, help="Search only the --axis axes, the rest stay at their defaults.")
-@click.option("--validation-fraction", type=click.FloatRange(0.01, 0.5), default=0.15, help="Share of the train split held out for validation.")
+@click.argument(
+    "kinds",
+    metavar="KIND...",
+    nargs=-1,
+    required=True,
+    type=click.Choice(["baseline", "svd", "als", "mf"]),
+)
+@click.option(
+    "--axis",
+    "-a",
+    "axes",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Search these values of NAME instead of the default ones (adds the axis if new).",
+)
+@click.option(
+    "--only", is_flag=True, help="Search only the --axis axes, the rest stay at their defaults."
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0.01, 0.5),
+    default=0.15,
+    help="Share of the train split held out for validation.",
+)
 @click.option("--seed", type=int, default=0, help="Seed of the validation carve.")
-@click.option("--passes", type=click.IntRange(1, 5), default=2, help="Coordinate-search passes over the axes.")
+@click.option(
+    "--passes", type=click.IntRange(1, 5), default=2, help="Coordinate-search passes over the axes."
+)
 @DB_OPTION
-def tune(kinds: tuple[str, ...], axes: tuple[str, ...], only: bool, validation_fraction: float, seed: int, passes: int, db_path: Path) -> None:
+def tune(
+    kinds: tuple[str, ...],
+    axes: tuple[str, ...],
+    only: bool,
+    validation_fraction: float,
+    seed: int,
+    passes: int,
+    db_path: Path,
+) -> None:
     """Search hyper-parameters on a validation carve of the train split; fit and refresh then use them.
 
     The test split is never read: it stays for `shelfwise evaluate`. Explicit `fit -p` overrides win.
@@ -340,40 +492,65 @@ def tune(kinds: tuple[str, ...], axes: tuple[str, ...], only: bool, validation_f
             raise ShelfwiseError("--only needs at least one --axis")
         space = tuning.with_axes(kind, given, only=only)
         with writer(db_path, create=False) as con, _progress_step() as step:
-            result = tuning.tune(con, kind, space=space, fraction=validation_fraction, random_state=seed, passes=passes, step=step)
-        table = Table(title=f"{kind}: {len(result.trials)} points, validation {result.metric} (best first)")
+            result = tuning.tune(
+                con,
+                kind,
+                space=space,
+                fraction=validation_fraction,
+                random_state=seed,
+                passes=passes,
+                step=step,
+            )
+        table = Table(
+            title=f"{kind}: {len(result.trials)} points, validation {result.metric} (best first)"
+        )
         names = tuning.axis_names(space)
         for name in names:
             table.add_column(name, justify="right")
         table.add_column(result.metric, justify="right")
         table.add_column("fit s", justify="right")
-        ranked = sorted(result.trials, key=lambda t: -t.value if result.metric != "rmse" else t.value)
+        ranked = sorted(
+            result.trials, key=lambda t: -t.value if result.metric != "rmse" else t.value
+        )
         for trial in ranked[:15]:
-            table.add_row(*(str(trial.params.get(n, "")) for n in names), f"{trial.value:.4f}", f"{trial.seconds:.1f}")
+            table.add_row(
+                *(str(trial.params.get(n, "")) for n in names),
+                f"{trial.value:.4f}",
+                f"{trial.seconds:.1f}",
+            )
         console.print(table)
         chosen = ", ".join(f"{k}={v}" for k, v in result.params.items())
-        console.print(f"tuned {kind}: {result.metric} {result.value:.4f} on validation with {chosen}")
+        console.print(
+            f"tuned {kind}: {result.metric} {result.value:.4f} on validation with {chosen}"
+        )
 
 
 @cli.command()
 @click.option("--k", type=click.IntRange(min=1), default=10, help="Cut-off of the top-N metrics.")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=200, help="Bootstrap resamples of users for the intervals.")
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    type=click.IntRange(min=10),
+    default=200,
+    help="Bootstrap resamples of users for the intervals.",
+)
 @DB_OPTION
 def evaluate(k: int, n_boot: int, db_path: Path) -> None:
     """Score every published model on the held-out split; store and print the metrics."""
     from shelfwise.pipeline import evaluate as run_evaluation
     from warehouse.db import writer
 
-    with writer(db_path, create=False) as con:
-        with _progress_step() as step:
-            rows = run_evaluation(con, k=k, n_boot=n_boot, step=step)
+    with writer(db_path, create=False) as con, _progress_step() as step:
+        rows = run_evaluation(con, k=k, n_boot=n_boot, step=step)
     print_metrics(rows)
 
 
 def print_metrics(rows) -> None:
     names = []
     for r in rows:
-        label = r.metric.name + (f"@{r.metric.k}" if r.metric.k and r.metric.name != "coverage" else "")
+        label = r.metric.name + (
+            f"@{r.metric.k}" if r.metric.k and r.metric.name != "coverage" else ""
+        )
         if label not in names:
             names.append(label)
     kinds = list(dict.fromkeys(r.kind for r in rows))
@@ -383,9 +560,13 @@ def print_metrics(rows) -> None:
         table.add_column(kind, justify="right")
     cells = {}
     for r in rows:
-        label = r.metric.name + (f"@{r.metric.k}" if r.metric.k and r.metric.name != "coverage" else "")
+        label = r.metric.name + (
+            f"@{r.metric.k}" if r.metric.k and r.metric.name != "coverage" else ""
+        )
         m = r.metric
-        cells[(label, r.kind)] = f"{m.value:.4f}" + ("" if m.ci_low == m.ci_high else f" [{m.ci_low:.4f}, {m.ci_high:.4f}]")
+        cells[(label, r.kind)] = f"{m.value:.4f}" + (
+            "" if m.ci_low == m.ci_high else f" [{m.ci_low:.4f}, {m.ci_high:.4f}]"
+        )
     for label in names:
         table.add_row(label, *(cells.get((label, kind), "") for kind in kinds))
     console.print(table)
@@ -393,7 +574,13 @@ def print_metrics(rows) -> None:
 
 @cli.command()
 @click.argument("title")
-@click.option("--model", "kind", type=click.Choice(["svd", "als", "mf"]), default="mf", help="Whose factors to compare.")
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(["svd", "als", "mf"]),
+    default="mf",
+    help="Whose factors to compare.",
+)
 @click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
 @DB_OPTION
 def similar(title: str, kind: str, n: int, db_path: Path) -> None:
@@ -411,18 +598,48 @@ def print_books(title: str, books, score_name: str, extra: list[str] | None = No
     for col in ("#", "title", "authors", score_name, *(["closest favourite"] if extra else [])):
         table.add_column(col)
     for i, b in enumerate(books, 1):
-        table.add_row(str(i), b.title or f"book {b.book_key}", b.authors or "", f"{b.score:.3f}", *([extra[i - 1]] if extra else []))
+        table.add_row(
+            str(i),
+            b.title or f"book {b.book_key}",
+            b.authors or "",
+            f"{b.score:.3f}",
+            *([extra[i - 1]] if extra else []),
+        )
     console.print(table)
 
 
 @cli.command()
-@click.option("--user", "user_key", type=int, default=None, help="User id as in the source (goodbooks user_id).")
-@click.option("--books", "titles", multiple=True, help="Favourite titles: recommend near their centroid. Repeat or list several after one flag.")
-@click.option("--model", "kind", type=click.Choice(["baseline", "svd", "als", "mf"]), default="mf", help="Which model.")
+@click.option(
+    "--user",
+    "user_key",
+    type=int,
+    default=None,
+    help="User id as in the source (goodbooks user_id).",
+)
+@click.option(
+    "--books",
+    "titles",
+    multiple=True,
+    help="Favourite titles: recommend near their centroid. Repeat or list several after one flag.",
+)
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(["baseline", "svd", "als", "mf"]),
+    default="mf",
+    help="Which model.",
+)
 @click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
 @click.argument("more_titles", nargs=-1)
 @DB_OPTION
-def recommend(user_key: int | None, titles: tuple[str, ...], kind: str, n: int, more_titles: tuple[str, ...], db_path: Path) -> None:
+def recommend(
+    user_key: int | None,
+    titles: tuple[str, ...],
+    kind: str,
+    n: int,
+    more_titles: tuple[str, ...],
+    db_path: Path,
+) -> None:
     """Recommend for a user (never a book they rated) or for a few favourite books (never those)."""
     from shelfwise.pipeline import recommend_for_books, recommend_for_user
     from warehouse.db import open_for_reading
@@ -438,26 +655,55 @@ def recommend(user_key: int | None, titles: tuple[str, ...], kind: str, n: int, 
             favourites, books, closest = recommend_for_books(con, list(titles), kind=kind, n=n)
             print_books(
                 "near the centroid of " + "; ".join(f.title or "" for f in favourites),
-                books, "cosine", [favourites[c].title or "" for c in closest],
+                books,
+                "cosine",
+                [favourites[c].title or "" for c in closest],
             )
 
 
 @cli.command()
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None, help="Dataset folder (default: where the source was last loaded from).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Dataset folder (default: where the source was last loaded from).",
+)
 @click.option("--source", type=click.Choice(SOURCES), default="goodbooks", help="Which source.")
-@click.option("--min-user-ratings", type=click.IntRange(min=1), default=None, help="Override the last transform's value.")
-@click.option("--min-book-ratings", type=click.IntRange(min=1), default=None, help="Override the last transform's value.")
-@click.option("--kinds", default="baseline,svd,als,mf", help="Comma-separated model kinds to keep fresh.")
+@click.option(
+    "--min-user-ratings",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the last transform's value.",
+)
+@click.option(
+    "--min-book-ratings",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the last transform's value.",
+)
+@click.option(
+    "--kinds", default="baseline,svd,als,mf", help="Comma-separated model kinds to keep fresh."
+)
 @click.option("--tsne/--no-tsne", default=True, help="Store t-SNE maps besides PCA.")
 @click.option("--force", is_flag=True, help="Refit every model even if nothing changed.")
 @DB_OPTION
-def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, min_book_ratings: int | None,
-            kinds: str, tsne: bool, force: bool, db_path: Path) -> None:
+def refresh(
+    data_dir: Path | None,
+    source: str,
+    min_user_ratings: int | None,
+    min_book_ratings: int | None,
+    kinds: str,
+    tsne: bool,
+    force: bool,
+    db_path: Path,
+) -> None:
     """Bring everything up to date: changed raw files, transforms, fits, neighbours, maps, evaluation."""
     import dataclasses
 
     from shelfwise.params import KINDS, PublishConfig
-    from shelfwise.refresh import last_transform, refresh as run_refresh
+    from shelfwise.refresh import last_transform
+    from shelfwise.refresh import refresh as run_refresh
     from warehouse.db import writer
 
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
@@ -465,17 +711,34 @@ def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, mi
         raise ShelfwiseError(f"--kinds: give at least one of {', '.join(KINDS)}")
     unknown = set(wanted) - set(KINDS)
     if unknown:
-        raise ShelfwiseError(f"--kinds: unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
-    with writer(db_path, create=data_dir is not None) as con:  # with --data it may build one from scratch
+        raise ShelfwiseError(
+            f"--kinds: unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}"
+        )
+    with writer(
+        db_path, create=data_dir is not None
+    ) as con:  # with --data it may build one from scratch
         transform = None
-        overrides = {k: v for k, v in {"min_user_ratings": min_user_ratings, "min_book_ratings": min_book_ratings}.items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in {
+                "min_user_ratings": min_user_ratings,
+                "min_book_ratings": min_book_ratings,
+            }.items()
+            if v is not None
+        }
         if overrides:
             base = last_transform(con) or TransformConfig(source=source)  # type: ignore[arg-type]
             transform = dataclasses.replace(base, **overrides)
         with _progress_step() as step:
             report = run_refresh(
-                con, source=source, data_dir=data_dir, transform=transform, kinds=tuple(wanted),
-                publish=PublishConfig(tsne=tsne), force=force, step=step,
+                con,
+                source=source,
+                data_dir=data_dir,
+                transform=transform,
+                kinds=tuple(wanted),
+                publish=PublishConfig(tsne=tsne),
+                force=force,
+                step=step,
             )
     if not report.changed:
         console.print("nothing changed: raw files, matrix and models are up to date")
@@ -487,11 +750,15 @@ def refresh(data_dir: Path | None, source: str, min_user_ratings: int | None, mi
     for kind, run_id in report.fitted.items():
         console.print(f"published {kind} run {run_id}")
     if report.evaluated:
-        console.print("evaluated the published models: `shelfwise sql \"select * from model_metrics\"`")
+        console.print(
+            'evaluated the published models: `shelfwise sql "select * from model_metrics"`'
+        )
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", help="Interface to bind (only this machine by default).")
+@click.option(
+    "--host", default="127.0.0.1", help="Interface to bind (only this machine by default)."
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, help="Port.")
 @click.option("--debug", is_flag=True, help="Dash debug mode (never on a shared host).")
 @DB_OPTION
@@ -505,18 +772,68 @@ def dashboard(host: str, port: int, debug: bool, db_path: Path) -> None:
 
 
 @cli.command()
-@click.option("--favorites", "--favourites", "favourites_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True, help="JSON list of titles, or one title per line.")
-@click.option("--pick", type=click.IntRange(min=1), default=3, help="Favourites drawn at random for this digest.")
+@click.option(
+    "--favorites",
+    "--favourites",
+    "favourites_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="JSON list of titles, or one title per line.",
+)
+@click.option(
+    "--pick",
+    type=click.IntRange(min=1),
+    default=3,
+    help="Favourites drawn at random for this digest.",
+)
 @click.option("--n", type=click.IntRange(1, 100), default=8, help="Books to recommend.")
-@click.option("--model", "kind", type=click.Choice(["svd", "als", "mf"]), default="mf", help="Whose book factors to use.")
-@click.option("--seed", type=int, default=None, help="Seed of the pick [default: ISO year*100 + ISO week, so one week is reproducible].")
-@click.option("--history-weeks", type=click.IntRange(min=0), default=8, help="Never repeat a book sent in this many past weeks.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Also write digest.txt, digest.html and digest.eml here.")
-@click.option("--send", is_flag=True, help="Mail it via SMTP (SHELFWISE_SMTP_* and SHELFWISE_MAIL_* variables) and record it.")
-@click.option("--dry-run", is_flag=True, help="Build and print only: never send or record, even with --send.")
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(["svd", "als", "mf"]),
+    default="mf",
+    help="Whose book factors to use.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the pick [default: ISO year*100 + ISO week, so one week is reproducible].",
+)
+@click.option(
+    "--history-weeks",
+    type=click.IntRange(min=0),
+    default=8,
+    help="Never repeat a book sent in this many past weeks.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also write digest.txt, digest.html and digest.eml here.",
+)
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Mail it via SMTP (SHELFWISE_SMTP_* and SHELFWISE_MAIL_* variables) and record it.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Build and print only: never send or record, even with --send."
+)
 @DB_OPTION
-def digest(favourites_file: Path, pick: int, n: int, kind: str, seed: int | None, history_weeks: int,
-           out_dir: Path | None, send: bool, dry_run: bool, db_path: Path) -> None:
+def digest(
+    favourites_file: Path,
+    pick: int,
+    n: int,
+    kind: str,
+    seed: int | None,
+    history_weeks: int,
+    out_dir: Path | None,
+    send: bool,
+    dry_run: bool,
+    db_path: Path,
+) -> None:
     """Weekly digest: books nearest the centroid of a few random favourites, never repeated."""
     import datetime as dt
 
@@ -527,27 +844,46 @@ def digest(favourites_file: Path, pick: int, n: int, kind: str, seed: int | None
 
     titles = mail.read_favourites(favourites_file)
     deliver = send and not dry_run
-    settings = mail.SmtpSettings.from_env() if deliver else None  # bad settings fail before any work
+    settings = (
+        mail.SmtpSettings.from_env() if deliver else None
+    )  # bad settings fail before any work
     seed = mail.week_seed(dt.date.today()) if seed is None else seed
     rng = np.random.default_rng(seed)
     opened = writer(db_path, create=False) if deliver else open_for_reading(db_path)
     with opened as con:
-        built = mail.build_digest(con, titles, pick=pick, n=n, kind=kind, rng=rng, history_weeks=history_weeks)
+        built = mail.build_digest(
+            con, titles, pick=pick, n=n, kind=kind, rng=rng, history_weeks=history_weeks
+        )
         for skipped in built.unresolved:
-            err_console.print(f"warning: skipped favourite: {skipped}", markup=False, highlight=False, soft_wrap=True)
-        message = mail.render(built, sender=settings.mail_from if settings else None, recipients=settings.mail_to if settings else ())
+            err_console.print(
+                f"warning: skipped favourite: {skipped}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        message = mail.render(
+            built,
+            sender=settings.mail_from if settings else None,
+            recipients=settings.mail_to if settings else (),
+        )
         if out_dir is not None:
             for path in mail.write_message(message, out_dir):
                 log.info("wrote %s", path)
         if not deliver:
-            console.print(mail.render_text(built), markup=False, highlight=False, soft_wrap=True, end="")
+            console.print(
+                mail.render_text(built), markup=False, highlight=False, soft_wrap=True, end=""
+            )
             console.print(f"[dim]seed {seed}; not sent{' (--dry-run)' if send else ''}[/dim]")
             return
         result = mail.send(message, settings)
         digest_id = mail.record(con, built, result.accepted, message_id=result.message_id)
-    console.print(f"sent digest {digest_id} ({len(built.recommendations)} books, seed {seed}) to {', '.join(result.accepted)}")
+    console.print(
+        f"sent digest {digest_id} ({len(built.recommendations)} books, seed {seed}) to {', '.join(result.accepted)}"
+    )
     if result.refused:
-        raise ShelfwiseError(f"the server refused {', '.join(result.refused)}; the others got digest {digest_id}")
+        raise ShelfwiseError(
+            f"the server refused {', '.join(result.refused)}; the others got digest {digest_id}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -565,7 +901,9 @@ def main(argv: list[str] | None = None) -> None:
         # One line like every other error, not click's usage block; the help says the rest.
         where = f"`{exc.ctx.command_path} --help`" if exc.ctx else "`shelfwise --help`"
         message = " ".join(exc.format_message().split())
-        err_console.print(f"error: {message} (see {where})", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {message} (see {where})", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
@@ -575,14 +913,22 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-    except (KeyboardInterrupt, duckdb.InterruptException):  # Ctrl-C lands in Python or inside a query
+    except (
+        KeyboardInterrupt,
+        duckdb.InterruptException,
+    ):  # Ctrl-C lands in Python or inside a query
         err_console.print("interrupted; nothing half-written was kept")
         sys.exit(130)
     except Exception as exc:  # an unexpected failure: still one line, the traceback on request
         if verbose:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]
-        err_console.print(f"error: {type(exc).__name__}: {first} (run with -v for the traceback)", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {type(exc).__name__}: {first} (run with -v for the traceback)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
 
 

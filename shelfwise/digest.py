@@ -14,7 +14,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
@@ -33,7 +33,16 @@ log = logging.getLogger(__name__)
 GOODREADS_BOOK_URL = "https://www.goodreads.com/book/show/{id}"
 
 # Tag words of the "thriller or mystery" acceptance figure; matched as substrings of core.books.top_tags.
-THRILLER_WORDS: tuple[str, ...] = ("thriller", "mystery", "mysteries", "suspense", "crime", "detective", "espionage", "spy")
+THRILLER_WORDS: tuple[str, ...] = (
+    "thriller",
+    "mystery",
+    "mysteries",
+    "suspense",
+    "crime",
+    "detective",
+    "espionage",
+    "spy",
+)
 
 # One row per (digest_id, rank): the books of every digest the SMTP server accepted.
 HISTORY_DDL = """
@@ -79,12 +88,16 @@ def read_favourites(path: Path | str) -> list[str]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ShelfwiseError(f"favourites file {path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+            raise ShelfwiseError(
+                f"favourites file {path}: invalid JSON at line {exc.lineno}: {exc.msg}"
+            ) from exc
         if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
             raise ShelfwiseError(f"favourites file {path}: expected a JSON list of title strings")
         titles = [t.strip() for t in data if t.strip()]
     else:
-        titles = [s for s in (line.strip() for line in text.splitlines()) if s and not s.startswith("#")]
+        titles = [
+            s for s in (line.strip() for line in text.splitlines()) if s and not s.startswith("#")
+        ]
     if not titles:
         raise ShelfwiseError(f"favourites file {path} lists no titles")
     return titles
@@ -213,10 +226,14 @@ def build_digest(
         resolved.append((title, book))
     if not resolved:
         reasons = "; ".join(str(e) for e in unresolved) or "the list is empty"
-        raise ShelfwiseError(f"none of the {len(favourites)} favourite titles matches one book of the {kind} model: {reasons}")
+        raise ShelfwiseError(
+            f"none of the {len(favourites)} favourite titles matches one book of the {kind} model: {reasons}"
+        )
 
     # Sorted so the picked favourites read in the order of the file; which ones is the rng's call.
-    chosen = sorted(int(i) for i in rng.choice(len(resolved), size=min(pick, len(resolved)), replace=False))
+    chosen = sorted(
+        int(i) for i in rng.choice(len(resolved), size=min(pick, len(resolved)), replace=False)
+    )
     picked_titles = [resolved[i][0] for i in chosen]
     # A day of slack, so the digest sent exactly history_weeks ago (give or take a timer's jitter)
     # still counts: N weeks of history means the last N weekly digests.
@@ -235,14 +252,18 @@ def build_digest(
         kind=kind,
         picked=tuple(picked),
         favourites=tuple(b for _, b in resolved),
-        recommendations=tuple(Recommendation(i, b, picked[c]) for i, (b, c) in enumerate(zip(books, closest), 1)),
+        recommendations=tuple(
+            Recommendation(i, b, picked[c]) for i, (b, c) in enumerate(zip(books, closest), 1)
+        ),
         unresolved=tuple(unresolved),
         history_excluded=tuple(sorted(set(history) - set(favourite_keys))),
         created_at=now,
     )
 
 
-def count_genre(con: duckdb.DuckDBPyConnection, book_keys: Iterable[int], words: Iterable[str] = THRILLER_WORDS) -> int:
+def count_genre(
+    con: duckdb.DuckDBPyConnection, book_keys: Iterable[int], words: Iterable[str] = THRILLER_WORDS
+) -> int:
     """How many of ``book_keys`` carry a top tag containing one of ``words`` (case-insensitive).
 
     Substrings, so "thriller" also counts "legal-thriller" and "thrillers". Books without tags
@@ -293,7 +314,9 @@ def render_text(digest: Digest) -> str:
         "",
     ]
     for r in digest.recommendations:
-        lines.append(f"{r.rank}. {_title(r.book)}" + (f" by {r.book.authors}" if r.book.authors else ""))
+        lines.append(
+            f"{r.rank}. {_title(r.book)}" + (f" by {r.book.authors}" if r.book.authors else "")
+        )
         lines.append(f"   closest to: {_title(r.closest)}")
         if url := goodreads_url(r.book):
             lines.append(f"   Goodreads: {url}")
@@ -325,25 +348,32 @@ def render_html(digest: Digest) -> str:
             else ""
         )
         links = " &middot; ".join(
-            x for x in (f'<a href="{e(link)}">Goodreads</a>' if link else "", f'<a href="{e(cover)}">cover</a>' if cover else "") if x
+            x
+            for x in (
+                f'<a href="{e(link)}">Goodreads</a>' if link else "",
+                f'<a href="{e(cover)}">cover</a>' if cover else "",
+            )
+            if x
         )
         items.append(
             f'<li style="clear:both;margin:0 0 16px 0;min-height:90px">{image}{r.rank}. {title}<br>'
             f"{e(r.book.authors or '')}<br>"
-            f'<small>closest to <em>{e(_title(r.closest))}</em>{" &middot; " + links if links else ""}</small></li>'
+            f"<small>closest to <em>{e(_title(r.closest))}</em>{' &middot; ' + links if links else ''}</small></li>"
         )
     listing = "\n".join(items)
     picked = "".join(f"<li>{e(_title(b))}</li>" for b in digest.picked)
     skipped = ""
     if digest.unresolved:
-        skipped = "<p><small>Skipped favourites (fix their titles in the list):</small></p><ul>" + "".join(
-            f"<li><small>{e(str(x))}</small></li>" for x in digest.unresolved
-        ) + "</ul>"
+        skipped = (
+            "<p><small>Skipped favourites (fix their titles in the list):</small></p><ul>"
+            + "".join(f"<li><small>{e(str(x))}</small></li>" for x in digest.unresolved)
+            + "</ul>"
+        )
     return (
         '<!doctype html>\n<html><head><meta charset="utf-8">'
         f"<title>Shelfwise digest {e(digest.week)}</title></head>\n"
         '<body style="font-family:Georgia,serif;max-width:640px">\n'
-        f"<h1 style=\"font-size:1.4em\">Shelfwise digest, week {e(digest.week)}</h1>\n"
+        f'<h1 style="font-size:1.4em">Shelfwise digest, week {e(digest.week)}</h1>\n'
         f"<p>This week's favourites:</p><ul>{picked}</ul>\n"
         f'<ol style="list-style:none;padding:0">\n{listing}\n</ol>\n'
         f"{skipped}<p><small>Model: {e(digest.kind)} run {digest.run_id}.</small></p>\n"
@@ -351,18 +381,22 @@ def render_html(digest: Digest) -> str:
     )
 
 
-def render(digest: Digest, *, sender: str | None = None, recipients: Sequence[str] = ()) -> EmailMessage:
+def render(
+    digest: Digest, *, sender: str | None = None, recipients: Sequence[str] = ()
+) -> EmailMessage:
     """The digest as a multipart/alternative message: text/plain first, then text/html.
 
     ``send`` fills in From and To from its settings when they are not set here.
     """
     message = EmailMessage()
-    message["Subject"] = f"Shelfwise digest {digest.week}: {len(digest.recommendations)} books for you"
+    message["Subject"] = (
+        f"Shelfwise digest {digest.week}: {len(digest.recommendations)} books for you"
+    )
     if sender:
         message["From"] = sender
     if recipients:
         message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime(digest.created_at.replace(tzinfo=timezone.utc))
+    message["Date"] = format_datetime(digest.created_at.replace(tzinfo=UTC))
     # Spam filters like a Message-ID in the sender's own domain.
     domain = parseaddr(sender)[1].rpartition("@")[2] if sender else ""
     message["Message-ID"] = make_msgid("shelfwise.digest", domain=domain or "shelfwise.invalid")
@@ -377,7 +411,9 @@ def write_message(message: EmailMessage, directory: Path | str) -> list[Path]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ShelfwiseError(f"cannot write the digest to {directory}: {exc.strerror or exc}") from exc
+        raise ShelfwiseError(
+            f"cannot write the digest to {directory}: {exc.strerror or exc}"
+        ) from exc
     text = message.get_body(("plain",))
     page = message.get_body(("html",))
     outputs = {
@@ -393,7 +429,9 @@ def write_message(message: EmailMessage, directory: Path | str) -> list[Path]:
             tmp.write_bytes(data)
             os.replace(tmp, target)
         except OSError as exc:
-            raise ShelfwiseError(f"cannot write the digest to {target}: {exc.strerror or exc}") from exc
+            raise ShelfwiseError(
+                f"cannot write the digest to {target}: {exc.strerror or exc}"
+            ) from exc
         paths.append(target)
     return paths
 
@@ -425,31 +463,45 @@ class SmtpSettings:
             value = env.get(name, "").strip()
             return value or None
 
-        missing = [v for v in ("SHELFWISE_SMTP_HOST", "SHELFWISE_MAIL_FROM", "SHELFWISE_MAIL_TO") if not get(v)]
+        missing = [
+            v
+            for v in ("SHELFWISE_SMTP_HOST", "SHELFWISE_MAIL_FROM", "SHELFWISE_MAIL_TO")
+            if not get(v)
+        ]
         if missing:
             raise ShelfwiseError(f"cannot send: set {', '.join(missing)} (see docs/digest.md)")
         security = (get("SHELFWISE_SMTP_SECURITY") or "starttls").lower()
         if security not in DEFAULT_PORTS:
-            raise ShelfwiseError(f"SHELFWISE_SMTP_SECURITY must be starttls, ssl or none, not {security!r}")
+            raise ShelfwiseError(
+                f"SHELFWISE_SMTP_SECURITY must be starttls, ssl or none, not {security!r}"
+            )
         port_text = get("SHELFWISE_SMTP_PORT")
         try:
             port = int(port_text) if port_text else DEFAULT_PORTS[security]
         except ValueError:
-            raise ShelfwiseError(f"SHELFWISE_SMTP_PORT must be a port number, not {port_text!r}") from None
+            raise ShelfwiseError(
+                f"SHELFWISE_SMTP_PORT must be a port number, not {port_text!r}"
+            ) from None
         if not 1 <= port <= 65535:
             raise ShelfwiseError(f"SHELFWISE_SMTP_PORT must be in 1..65535, not {port}")
         timeout_text = get("SHELFWISE_SMTP_TIMEOUT")
         try:
             timeout = float(timeout_text) if timeout_text else 30.0
         except ValueError:
-            raise ShelfwiseError(f"SHELFWISE_SMTP_TIMEOUT must be seconds, not {timeout_text!r}") from None
+            raise ShelfwiseError(
+                f"SHELFWISE_SMTP_TIMEOUT must be seconds, not {timeout_text!r}"
+            ) from None
         if not (math.isfinite(timeout) and timeout > 0):
-            raise ShelfwiseError(f"SHELFWISE_SMTP_TIMEOUT must be a positive number of seconds, not {timeout_text!r}")
+            raise ShelfwiseError(
+                f"SHELFWISE_SMTP_TIMEOUT must be a positive number of seconds, not {timeout_text!r}"
+            )
         user = get("SHELFWISE_SMTP_USER")
         # Not stripped: a password may legitimately start or end with a space.
         password = env.get("SHELFWISE_SMTP_PASSWORD") or None
         if bool(user) != bool(password):
-            raise ShelfwiseError("set both SHELFWISE_SMTP_USER and SHELFWISE_SMTP_PASSWORD, or neither")
+            raise ShelfwiseError(
+                "set both SHELFWISE_SMTP_USER and SHELFWISE_SMTP_PASSWORD, or neither"
+            )
         mail_from = get("SHELFWISE_MAIL_FROM")
         assert mail_from is not None
         if "@" not in mail_from:
@@ -457,10 +509,18 @@ class SmtpSettings:
         mail_to = tuple(addr for _, addr in getaddresses([get("SHELFWISE_MAIL_TO") or ""]) if addr)
         bad = [a for a in mail_to if "@" not in a]
         if not mail_to or bad:
-            raise ShelfwiseError(f"SHELFWISE_MAIL_TO must be comma-separated addresses; bad: {', '.join(bad) or '(none)'}")
+            raise ShelfwiseError(
+                f"SHELFWISE_MAIL_TO must be comma-separated addresses; bad: {', '.join(bad) or '(none)'}"
+            )
         return cls(
-            host=get("SHELFWISE_SMTP_HOST") or "", port=port, security=security,  # type: ignore[arg-type]
-            mail_from=mail_from, mail_to=mail_to, user=user, password=password, timeout=timeout,
+            host=get("SHELFWISE_SMTP_HOST") or "",
+            port=port,
+            security=security,  # type: ignore[arg-type]
+            mail_from=mail_from,
+            mail_to=mail_to,
+            user=user,
+            password=password,
+            timeout=timeout,
         )
 
     def redact(self, text: str) -> str:
@@ -468,7 +528,11 @@ class SmtpSettings:
         if not self.password:
             return text
         secrets = {self.password}
-        for raw in (self.password, f"\0{self.user}\0{self.password}", f"{self.user}\0{self.user}\0{self.password}"):
+        for raw in (
+            self.password,
+            f"\0{self.user}\0{self.password}",
+            f"{self.user}\0{self.user}\0{self.password}",
+        ):
             secrets.add(base64.b64encode(raw.encode()).decode())
         for s in sorted(secrets, key=len, reverse=True):
             text = text.replace(s, "***")
@@ -491,7 +555,11 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"login refused ({exc.smtp_code} {exc.smtp_error.decode(errors='replace')})"
     if isinstance(exc, smtplib.SMTPResponseException):
-        error = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        error = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
         return f"server answered {exc.smtp_code} {error}"
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return f"{exc} (check SHELFWISE_SMTP_SECURITY)"
@@ -518,24 +586,41 @@ def send(message: EmailMessage, settings: SmtpSettings) -> SendResult:
     if "To" not in message:
         message["To"] = ", ".join(settings.mail_to)
     where = f"{settings.host}:{settings.port}"
-    log.info("sending the digest to %d recipient(s) via %s (%s)", len(settings.mail_to), where, settings.security)
-    if settings.security == "none" and settings.user and settings.host not in ("localhost", "127.0.0.1", "::1"):
+    log.info(
+        "sending the digest to %d recipient(s) via %s (%s)",
+        len(settings.mail_to),
+        where,
+        settings.security,
+    )
+    if (
+        settings.security == "none"
+        and settings.user
+        and settings.host not in ("localhost", "127.0.0.1", "::1")
+    ):
         log.warning("SHELFWISE_SMTP_SECURITY=none: the SMTP login crosses the network unencrypted")
     context = ssl.create_default_context()
     client: smtplib.SMTP | None = None
     try:
         if settings.security == "ssl":
-            client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)
+            client = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout, context=context
+            )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
         if settings.security == "starttls":
             client.starttls(context=context)
         if settings.user and settings.password:
             client.login(settings.user, settings.password)
-        refused = client.send_message(message, from_addr=settings.mail_from, to_addrs=list(settings.mail_to))
+        refused = client.send_message(
+            message, from_addr=settings.mail_from, to_addrs=list(settings.mail_to)
+        )
     except (smtplib.SMTPException, OSError) as exc:
         # No exception chaining: the original could carry the server's echo of what we sent.
-        raise DigestSendError(settings.redact(f"could not send the digest via {where}: {_describe(exc)}").replace("\n", " ")) from None
+        raise DigestSendError(
+            settings.redact(f"could not send the digest via {where}: {_describe(exc)}").replace(
+                "\n", " "
+            )
+        ) from None
     finally:
         if client is not None:
             try:
@@ -543,7 +628,8 @@ def send(message: EmailMessage, settings: SmtpSettings) -> SendResult:
             except (smtplib.SMTPException, OSError):
                 client.close()
     refused_text = {
-        addr: f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}" for addr, (code, msg) in refused.items()
+        addr: f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
+        for addr, (code, msg) in refused.items()
     }
     for addr, why in refused_text.items():
         log.warning("the server refused recipient %s: %s", addr, settings.redact(why))
@@ -570,17 +656,31 @@ def record(
     if not recipient:
         raise ShelfwiseError("record: no recipient")
     ensure_history(con)
-    favourites = json.dumps([{"book_key": b.book_key, "title": b.title} for b in digest.picked], ensure_ascii=False)
+    favourites = json.dumps(
+        [{"book_key": b.book_key, "title": b.title} for b in digest.picked], ensure_ascii=False
+    )
     sent_at = sent_at or utc_now()
     with transaction(con):
         digest_id = int(scalar(con, "select coalesce(max(digest_id), 0) + 1 from models.digests"))
         con.executemany(
             "insert into models.digests values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                [digest_id, sent_at, recipient, digest.run_id, digest.kind, r.book.book_key, r.rank,
-                 r.closest.book_key, favourites, message_id]
+                [
+                    digest_id,
+                    sent_at,
+                    recipient,
+                    digest.run_id,
+                    digest.kind,
+                    r.book.book_key,
+                    r.rank,
+                    r.closest.book_key,
+                    favourites,
+                    message_id,
+                ]
                 for r in digest.recommendations
             ],
         )
-    log.info("recorded digest %d: %d books to %s", digest_id, len(digest.recommendations), recipient)
+    log.info(
+        "recorded digest %d: %d books to %s", digest_id, len(digest.recommendations), recipient
+    )
     return digest_id

@@ -31,13 +31,19 @@ def _check(
             raise ParamError(f"{kind} {name}={value!r}: must be a whole number of at least 1")
     for name, strict in [(n, True) for n in positive] + [(n, False) for n in non_negative]:
         value = getattr(params, name)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
         if not ok or value < 0 or (strict and value == 0):
-            raise ParamError(f"{kind} {name}={value!r}: must be a finite number {'above' if strict else 'of at least'} 0")
+            raise ParamError(
+                f"{kind} {name}={value!r}: must be a finite number {'above' if strict else 'of at least'} 0"
+            )
     for name, allowed in (choices or {}).items():
         value = getattr(params, name)
         if value not in allowed:
-            raise ParamError(f"{kind} {name}={value!r}: must be one of {', '.join(map(str, allowed))}")
+            raise ParamError(
+                f"{kind} {name}={value!r}: must be one of {', '.join(map(str, allowed))}"
+            )
     seed = getattr(params, "random_state", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParamError(f"{kind} random_state={seed!r}: must be a whole number of at least 0")
@@ -47,7 +53,16 @@ def parse_value(name: str, raw: str, default: Any) -> Any:
     """One command-line value of a parameter, typed like its default (``factors=abc`` is an error)."""
     raw = raw.strip()
     if isinstance(default, bool):
-        words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+        words = {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+        }
         if raw.lower() not in words:
             raise ParamError(f"{name} takes true or false, not {raw!r}")
         return words[raw.lower()]
@@ -67,6 +82,7 @@ def parse_value(name: str, raw: str, default: Any) -> Any:
     if not raw:
         raise ParamError(f"{name} takes a value, not an empty string")
     return raw
+
 
 KINDS: tuple[str, ...] = ("baseline", "svd", "als", "mf")
 RATING_KINDS: tuple[str, ...] = ("baseline", "svd", "mf")
@@ -92,7 +108,12 @@ class SvdParams:
     random_state: int = 42
 
     def __post_init__(self) -> None:
-        _check(self, counts=("k",), non_negative=("reg_user", "reg_book"), choices={"remove_biases": (True, False)})
+        _check(
+            self,
+            counts=("k",),
+            non_negative=("reg_user", "reg_book"),
+            choices={"remove_biases": (True, False)},
+        )
 
 
 @dataclass(frozen=True)
@@ -110,10 +131,17 @@ class AlsParams:
     random_state: int = 42
 
     def __post_init__(self) -> None:
-        _check(self, counts=("factors", "iterations"), positive=("alpha",), non_negative=("regularization", "min_rating"),
-               choices={"weighting": WEIGHTINGS})
+        _check(
+            self,
+            counts=("factors", "iterations"),
+            positive=("alpha",),
+            non_negative=("regularization", "min_rating"),
+            choices={"weighting": WEIGHTINGS},
+        )
         if self.min_rating > 5:
-            raise ParamError(f"als min_rating={self.min_rating!r}: ratings run 1 to 5, so nothing would be left")
+            raise ParamError(
+                f"als min_rating={self.min_rating!r}: ratings run 1 to 5, so nothing would be left"
+            )
 
 
 @dataclass(frozen=True)
@@ -128,10 +156,20 @@ class MfParams:
     random_state: int = 42
 
     def __post_init__(self) -> None:
-        _check(self, counts=("factors", "iterations"), positive=("init_scale",), non_negative=("reg", "reg_bias", "implicit_reg"))
+        _check(
+            self,
+            counts=("factors", "iterations"),
+            positive=("init_scale",),
+            non_negative=("reg", "reg_bias", "implicit_reg"),
+        )
 
 
-PARAMS: dict[str, type] = {"baseline": BaselineParams, "svd": SvdParams, "als": AlsParams, "mf": MfParams}
+PARAMS: dict[str, type] = {
+    "baseline": BaselineParams,
+    "svd": SvdParams,
+    "als": AlsParams,
+    "mf": MfParams,
+}
 
 
 @dataclass(frozen=True)
@@ -148,7 +186,9 @@ def make_params(kind: str, overrides: dict[str, Any] | None = None) -> Any:
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(overrides) - names
     if unknown:
-        raise ParamError(f"{kind} has no parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(sorted(names))}")
+        raise ParamError(
+            f"{kind} has no parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(sorted(names))}"
+        )
     return cls(**overrides)
 
 

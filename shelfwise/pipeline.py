@@ -17,12 +17,16 @@ from analytics.baseline import fit_biases, fit_global_mean, fit_popularity
 from analytics.factors import FactorModel
 from analytics.metrics import Metric, auc_against_random, ranking_metrics, rating_metrics, top_n
 from analytics.mf import fit_mf
-from analytics.neighbours import centroid_recommendations, closest_favourite, rank_by_similarity, top_k_cosine
+from analytics.neighbours import (
+    centroid_recommendations,
+    closest_favourite,
+    rank_by_similarity,
+    top_k_cosine,
+)
 from analytics.projections import pca_2d, tsne_2d
 from analytics.svd import fit_svd
 from shelfwise.errors import ShelfwiseError
 from shelfwise.params import FACTOR_KINDS, RATING_KINDS, ParamError, PublishConfig, as_dict
-from warehouse.db import scalar
 from warehouse import store
 
 log = logging.getLogger(__name__)
@@ -33,10 +37,18 @@ Progress = Callable[[str], None]
 def check_fits(kind: str, params: Any, shape: tuple[int, int]) -> None:
     """Refuse params that cannot fit a matrix of ``shape`` (the params check themselves otherwise)."""
     if kind == "svd" and params.k >= min(shape):
-        raise ParamError(f"svd k={params.k}: must be below the matrix's smaller side, {min(shape):,}")
+        raise ParamError(
+            f"svd k={params.k}: must be below the matrix's smaller side, {min(shape):,}"
+        )
 
 
-def fit_model(kind: str, train: sp.csr_matrix, params: Any, *, on_iteration: Callable[[int, float], None] | None = None) -> FactorModel:
+def fit_model(
+    kind: str,
+    train: sp.csr_matrix,
+    params: Any,
+    *,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> FactorModel:
     """Dispatch to the pure fitting function of ``kind`` with its typed params."""
     check_fits(kind, params, train.shape)
     p = as_dict(params)
@@ -75,17 +87,28 @@ def fit_and_publish(
     """
     data = data or store.read_ratings(con)
     check_fits(kind, params, data.shape)  # before the run is recorded: nothing was tried
-    run_id = store.start_run(con, kind, data.source, {"kind": kind, **as_dict(params)}, data.fingerprint)
+    run_id = store.start_run(
+        con, kind, data.source, {"kind": kind, **as_dict(params)}, data.fingerprint
+    )
     start = time.perf_counter()
     try:
-        step(f"{kind}: fitting on {data.train.nnz:,} ratings ({data.shape[0]:,} x {data.shape[1]:,})")
-        model = fit_model(kind, data.train, params, on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"))
+        step(
+            f"{kind}: fitting on {data.train.nnz:,} ratings ({data.shape[0]:,} x {data.shape[1]:,})"
+        )
+        model = fit_model(
+            kind,
+            data.train,
+            params,
+            on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"),
+        )
         neighbours = projections = None
         if model.book_factors is not None:
             step(f"{kind}: top-{publish.neighbours} cosine neighbours")
             want_tsne = publish.tsne and model.book_factors.shape[0] > 10
             # One neighbour search serves the table and the t-SNE affinities (3 x perplexity 30).
-            knn = top_k_cosine(model.book_factors, k=max(publish.neighbours, 90 if want_tsne else 0))
+            knn = top_k_cosine(
+                model.book_factors, k=max(publish.neighbours, 90 if want_tsne else 0)
+            )
             neighbours = (knn[0][:, : publish.neighbours], knn[1][:, : publish.neighbours])
             projections = {"pca": pca_2d(model.book_factors)}
             if want_tsne:
@@ -93,8 +116,13 @@ def fit_and_publish(
                 projections["tsne"] = tsne_2d(model.book_factors, random_state=42, knn=knn)
         step(f"{kind}: publishing run {run_id}")
         store.publish_run(
-            con, run_id, model, neighbours=neighbours, projections=projections,
-            keep_runs=publish.keep_runs, seconds=time.perf_counter() - start,
+            con,
+            run_id,
+            model,
+            neighbours=neighbours,
+            projections=projections,
+            keep_runs=publish.keep_runs,
+            seconds=time.perf_counter() - start,
             fail_before_commit=fail_before_commit,
         )
     except BaseException as exc:
@@ -137,7 +165,9 @@ def evaluate(
     """
     data = data or store.read_ratings(con)
     if data.test.nnz == 0:
-        raise ShelfwiseError("the test split is empty (the matrix was built with --test-fraction 0): nothing to evaluate on")
+        raise ShelfwiseError(
+            "the test split is empty (the matrix was built with --test-fraction 0): nothing to evaluate on"
+        )
     tu, tb = data.test.nonzero()
     truth = np.asarray(data.test[tu, tb]).ravel()
     relevant = relevant_test(data.test)
@@ -150,17 +180,29 @@ def evaluate(
         if run is None:
             continue
         if run["input_fingerprint"] != data.fingerprint:
-            log.warning("%s run %d was fitted on another matrix build; refit it to evaluate", kind, run["run_id"])
+            log.warning(
+                "%s run %d was fitted on another matrix build; refit it to evaluate",
+                kind,
+                run["run_id"],
+            )
             continue
         step(f"evaluating {kind} (run {run['run_id']})")
         model = store.read_model(con, run["run_id"])
         metrics: list[Metric] = []
         if model.predicts_ratings:
-            metrics += rating_metrics(tu, truth, model.predict(tu, tb), n_boot=n_boot, random_state=random_state)
+            metrics += rating_metrics(
+                tu, truth, model.predict(tu, tb), n_boot=n_boot, random_state=random_state
+            )
         if kind != "global_mean":
-            metrics += ranking_metrics(model.scores, data.train, relevant, k=k, n_boot=n_boot, random_state=random_state)
+            metrics += ranking_metrics(
+                model.scores, data.train, relevant, k=k, n_boot=n_boot, random_state=random_state
+            )
             if to_read.nnz:
-                metrics.append(auc_against_random(model.scores, data.train, to_read, n_boot=n_boot, random_state=random_state))
+                metrics.append(
+                    auc_against_random(
+                        model.scores, data.train, to_read, n_boot=n_boot, random_state=random_state
+                    )
+                )
         store.write_metrics(con, run["run_id"], metrics, split="test")
         rows += [EvalRow(kind, run["run_id"], m) for m in metrics]
     return rows
@@ -233,7 +275,13 @@ def resolve_title(con: duckdb.DuckDBPyConnection, run_id: int, query: str) -> Bo
             # unless two are equally rated.
             if len(rows) > 1 and rows[0][-1] == rows[1][-1]:
                 raise TitleNotFound(query, [_label(r) for r in rows], ambiguous=True)
-            return Book(*rows[0][:2], rows[0][2], rows[0][3], image_url=rows[0][4], goodreads_book_id=rows[0][5])
+            return Book(
+                *rows[0][:2],
+                rows[0][2],
+                rows[0][3],
+                image_url=rows[0][4],
+                goodreads_book_id=rows[0][5],
+            )
         if len(rows) > 1:
             raise TitleNotFound(query, [_label(r) for r in rows], ambiguous=True)
     near = con.execute(
@@ -251,7 +299,9 @@ def _label(row: tuple) -> str:
     return f"{row[2]} ({row[3]})"
 
 
-def books_by_idx(con: duckdb.DuckDBPyConnection, run_id: int, idx: np.ndarray, scores: np.ndarray | None = None) -> list[Book]:
+def books_by_idx(
+    con: duckdb.DuckDBPyConnection, run_id: int, idx: np.ndarray, scores: np.ndarray | None = None
+) -> list[Book]:
     """Book rows for indices of a run, in the given order."""
     if len(idx) == 0:
         return []
@@ -265,7 +315,9 @@ def books_by_idx(con: duckdb.DuckDBPyConnection, run_id: int, idx: np.ndarray, s
     out = []
     for pos, i in enumerate(idx):
         r = by_idx[int(i)]
-        out.append(Book(r[0], r[1], r[2], r[3], None if scores is None else float(scores[pos]), r[4], r[5]))
+        out.append(
+            Book(r[0], r[1], r[2], r[3], None if scores is None else float(scores[pos]), r[4], r[5])
+        )
     return out
 
 
@@ -278,16 +330,25 @@ def _book_vectors(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[int, np.nd
     return run_id, model.book_factors
 
 
-def similar(con: duckdb.DuckDBPyConnection, title: str, *, kind: str = "mf", n: int = 10) -> tuple[Book, list[Book]]:
+def similar(
+    con: duckdb.DuckDBPyConnection, title: str, *, kind: str = "mf", n: int = 10
+) -> tuple[Book, list[Book]]:
     """The book matching ``title`` and its ``n`` nearest books by cosine under ``kind``."""
     run_id, vectors = _book_vectors(con, kind)
     book = resolve_title(con, run_id, title)
-    idx, scores = rank_by_similarity(vectors[book.book_idx], vectors, n=n, exclude=np.array([book.book_idx]))
+    idx, scores = rank_by_similarity(
+        vectors[book.book_idx], vectors, n=n, exclude=np.array([book.book_idx])
+    )
     return book, books_by_idx(con, run_id, idx, scores)
 
 
 def recommend_for_books(
-    con: duckdb.DuckDBPyConnection, titles: list[str], *, kind: str = "mf", n: int = 10, exclude: list[int] | None = None
+    con: duckdb.DuckDBPyConnection,
+    titles: list[str],
+    *,
+    kind: str = "mf",
+    n: int = 10,
+    exclude: list[int] | None = None,
 ) -> tuple[list[Book], list[Book], list[int]]:
     """Centroid recommendations for favourite titles (never the favourites, nor ``exclude`` keys).
 
@@ -299,7 +360,8 @@ def recommend_for_books(
     banned = fav_idx
     if exclude:
         keys = con.execute(
-            "select book_idx from models.run_books where run_id = ? and list_contains(?, book_key)", [run_id, exclude]
+            "select book_idx from models.run_books where run_id = ? and list_contains(?, book_key)",
+            [run_id, exclude],
         ).fetchall()
         banned = np.concatenate([fav_idx, np.array([k[0] for k in keys], dtype=np.int64)])
     idx, scores = centroid_recommendations(vectors, fav_idx, n=n + len(banned))
@@ -309,12 +371,19 @@ def recommend_for_books(
     return favourites, books_by_idx(con, run_id, idx, scores), [int(c) for c in closest]
 
 
-def recommend_for_user(con: duckdb.DuckDBPyConnection, user_key: int, *, kind: str = "mf", n: int = 10) -> list[Book]:
+def recommend_for_user(
+    con: duckdb.DuckDBPyConnection, user_key: int, *, kind: str = "mf", n: int = 10
+) -> list[Book]:
     """Top-``n`` books for a user under ``kind``, never one the user has rated (train or test)."""
     run_id = run_for(con, kind)
-    row = con.execute("select user_idx from models.run_users where run_id = ? and user_key = ?", [run_id, user_key]).fetchall()
+    row = con.execute(
+        "select user_idx from models.run_users where run_id = ? and user_key = ?",
+        [run_id, user_key],
+    ).fetchall()
     if not row:
-        raise ShelfwiseError(f"user {user_key} is not in the {kind} model (filtered out or unknown)")
+        raise ShelfwiseError(
+            f"user {user_key} is not in the {kind} model (filtered out or unknown)"
+        )
     user_idx = int(row[0][0])
     model = store.read_model(con, run_id)
     rated = con.execute(
@@ -326,7 +395,10 @@ def recommend_for_user(con: duckdb.DuckDBPyConnection, user_key: int, *, kind: s
     ).fetchall()
     n_books = len(model.book_bias) if model.book_bias is not None else model.book_factors.shape[0]
     rated_idx = np.array([r[0] for r in rated], dtype=np.int64)
-    exclude = sp.csr_matrix((np.ones(len(rated_idx)), (np.zeros(len(rated_idx), dtype=np.int64), rated_idx)), shape=(1, n_books))
+    exclude = sp.csr_matrix(
+        (np.ones(len(rated_idx)), (np.zeros(len(rated_idx), dtype=np.int64), rated_idx)),
+        shape=(1, n_books),
+    )
     scores = model.scores(np.array([user_idx]))
     top = top_n(scores, exclude, np.array([0]), n)[0]
     top = top[np.isfinite(scores[0, top])]

@@ -44,7 +44,9 @@ def last_data_dir(con: duckdb.DuckDBPyConnection, source: str) -> Path | None:
 
 
 def last_transform(con: duckdb.DuckDBPyConnection) -> TransformConfig | None:
-    rows = con.execute("select params from matrix.transform_log order by transform_id desc limit 1").fetchall()
+    rows = con.execute(
+        "select params from matrix.transform_log order by transform_id desc limit 1"
+    ).fetchall()
     return TransformConfig(**json.loads(rows[0][0])) if rows else None
 
 
@@ -79,7 +81,12 @@ def refresh(
 
     previous = last_transform(con)
     wanted = transform or previous or TransformConfig(source=source)  # type: ignore[arg-type]
-    if report.loaded or previous is None or to_json(previous) != to_json(wanted) or not table_exists(con, "matrix", "ratings"):
+    if (
+        report.loaded
+        or previous is None
+        or to_json(previous) != to_json(wanted)
+        or not table_exists(con, "matrix", "ratings")
+    ):
         step("running SQL transforms")
         run_transforms(con, wanted)
         report.transformed = True
@@ -98,7 +105,9 @@ def refresh(
         report.fitted[kind] = fit_and_publish(con, kind, params, publish, data=data, step=step)
 
     if data.test.nnz == 0:
-        log.warning("the test split is empty (--test-fraction 0): models are fitted on everything and not evaluated")
+        log.warning(
+            "the test split is empty (--test-fraction 0): models are fitted on everything and not evaluated"
+        )
     elif report.fitted or _metrics_missing(con):
         evaluate(con, data=data, step=step)
         report.evaluated = True

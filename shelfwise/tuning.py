@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,13 +87,17 @@ def _moves(space: Space) -> list[list[dict[str, Any]]]:
     out = []
     for key, values in space.items():
         if isinstance(key, tuple):
-            out.append([dict(zip(key, combo)) for combo in itertools.product(*(values[n] for n in key))])
+            out.append(
+                [dict(zip(key, combo)) for combo in itertools.product(*(values[n] for n in key))]
+            )
         else:
             out.append([{key: v} for v in values])
     return out
 
 
-def with_axes(kind: str, given: Mapping[str, list[Any]], *, only: bool = False) -> dict[str | tuple[str, ...], Any]:
+def with_axes(
+    kind: str, given: Mapping[str, list[Any]], *, only: bool = False
+) -> dict[str | tuple[str, ...], Any]:
     """``SPACES[kind]`` with some axes' values replaced (inside a block too), or only ``given``."""
     if only:
         return dict(given)
@@ -173,7 +176,9 @@ def carve_validation(
 
     def part(mask: np.ndarray) -> sp.csr_matrix:
         indptr = np.zeros(train.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(users[mask].astype(np.int64), minlength=train.shape[0]), out=indptr[1:])
+        np.cumsum(
+            np.bincount(users[mask].astype(np.int64), minlength=train.shape[0]), out=indptr[1:]
+        )
         return sp.csr_matrix((train.data[mask], train.indices[mask], indptr), shape=train.shape)
 
     return part(~held), part(held)
@@ -184,7 +189,9 @@ def carve_validation(
 
 def _rmse(model: Any, validation: sp.csr_matrix) -> float:
     users = np.repeat(np.arange(validation.shape[0]), np.diff(validation.indptr))
-    return float(np.sqrt(np.mean((model.predict(users, validation.indices) - validation.data) ** 2)))
+    return float(
+        np.sqrt(np.mean((model.predict(users, validation.indices) - validation.data) ** 2))
+    )
 
 
 def evaluate_point(
@@ -270,7 +277,9 @@ def search(
             make_params(kind, option)
     names = axis_names(space)
     fit, validation = carve_validation(train, fraction=fraction, random_state=random_state)
-    step(f"{kind}: {fit.nnz:,} fitting / {validation.nnz:,} validation ratings (seed {random_state})")
+    step(
+        f"{kind}: {fit.nnz:,} fitting / {validation.nnz:,} validation ratings (seed {random_state})"
+    )
     sign = -1.0 if _bigger_is_better(kind) else 1.0
     cache: dict[str, Trial] = {}
 
@@ -331,19 +340,42 @@ def tune(
     train, source, fingerprint = data.train, data.source, data.fingerprint
     del data  # nothing below can reach the test split
     start = time.perf_counter()
-    result = search(kind, train, space=space, fraction=fraction, random_state=random_state, passes=passes, step=step)
+    result = search(
+        kind,
+        train,
+        space=space,
+        fraction=fraction,
+        random_state=random_state,
+        passes=passes,
+        step=step,
+    )
     seconds = time.perf_counter() - start
     con.execute(TUNED_DDL)
     with transaction(con):
-        tune_id = con.execute("select coalesce(max(tune_id), 0) + 1 from models.tuned").fetchall()[0][0]
+        tune_id = con.execute("select coalesce(max(tune_id), 0) + 1 from models.tuned").fetchall()[
+            0
+        ][0]
         con.execute(
             """insert into models.tuned (tune_id, kind, params, metric, value, tuned_at, input_fingerprint,
                    source, validation_fraction, seed, seconds, trials)
                values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
-                tune_id, kind, json.dumps(result.params, sort_keys=True), result.metric, result.value,
-                store.now(), fingerprint, source, fraction, random_state, seconds,
-                json.dumps([dataclasses.asdict(t) for t in result.trials], sort_keys=True, default=_json_number),
+                tune_id,
+                kind,
+                json.dumps(result.params, sort_keys=True),
+                result.metric,
+                result.value,
+                store.now(),
+                fingerprint,
+                source,
+                fraction,
+                random_state,
+                seconds,
+                json.dumps(
+                    [dataclasses.asdict(t) for t in result.trials],
+                    sort_keys=True,
+                    default=_json_number,
+                ),
             ],
         )
     return result
@@ -360,7 +392,8 @@ def tuned_params(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, Any]:
     if not table_exists(con, "models", "tuned"):
         return {}
     rows = con.execute(
-        "select params from models.tuned where kind = ? order by tuned_at desc, tune_id desc limit 1", [kind]
+        "select params from models.tuned where kind = ? order by tuned_at desc, tune_id desc limit 1",
+        [kind],
     ).fetchall()
     if not rows:
         return {}
@@ -371,11 +404,15 @@ def tuned_params(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, Any]:
     stale = sorted(set(params) - known)
     if stale:
         # Tuned before a parameter was renamed or removed: keep the rest rather than fail every fit.
-        log.warning("ignoring tuned %s parameter(s) the model no longer has: %s", kind, ", ".join(stale))
+        log.warning(
+            "ignoring tuned %s parameter(s) the model no longer has: %s", kind, ", ".join(stale)
+        )
     return {k: v for k, v in params.items() if k in known}
 
 
-def params_for(con: duckdb.DuckDBPyConnection, kind: str, overrides: dict[str, Any] | None = None) -> Any:
+def params_for(
+    con: duckdb.DuckDBPyConnection, kind: str, overrides: dict[str, Any] | None = None
+) -> Any:
     """Defaults, then tuned values, then explicit overrides: what ``fit`` and ``refresh`` use."""
     return make_params(kind, {**tuned_params(con, kind), **(overrides or {})})
 

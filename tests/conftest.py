@@ -102,13 +102,21 @@ UCSD_INTERACTIONS_HEADER = "user_id,book_id,is_read,rating,is_reviewed"
 def ucsd_dir(tmp_path: Path) -> Path:
     """A tiny valid UCSD folder: editions 100 and 101 of work 900, edition 200 of work 901 (csv ids 0, 1, 2)."""
     folder = tmp_path / "ucsd"
-    write_file(folder / "goodreads_interactions.csv", UCSD_INTERACTIONS_HEADER + "\n" + "\n".join([
-        "0,0,1,5,1",  # user 0 rated edition 100 of work 900
-        "0,1,0,0,0",  # ... and shelved edition 101 of the same work
-        "1,1,1,0,0",  # user 1 read edition 101 without rating it
-        "1,2,1,3,0",  # user 1 rated work 901
-        "2,0,0,0,0",  # user 2 only shelved work 900
-    ]) + "\n")
+    write_file(
+        folder / "goodreads_interactions.csv",
+        UCSD_INTERACTIONS_HEADER
+        + "\n"
+        + "\n".join(
+            [
+                "0,0,1,5,1",  # user 0 rated edition 100 of work 900
+                "0,1,0,0,0",  # ... and shelved edition 101 of the same work
+                "1,1,1,0,0",  # user 1 read edition 101 without rating it
+                "1,2,1,3,0",  # user 1 rated work 901
+                "2,0,0,0,0",  # user 2 only shelved work 900
+            ]
+        )
+        + "\n",
+    )
     write_file(
         folder / "user_id_map.csv",
         "user_id_csv,user_id\n0,8842281e1d1347389f2ab93d60773d4d\n1,72fb0d0087d28c832f15776b0d936598\n"
@@ -116,21 +124,67 @@ def ucsd_dir(tmp_path: Path) -> Path:
     )
     write_file(folder / "book_id_map.csv", "book_id_csv,book_id\n0,100\n1,101\n2,200\n")
     # As in the real dump: every scalar is a string, authors are {author_id, role}, extra fields exist.
-    write_jsonl_file(folder / "goodreads_books.json.gz", [
-        {"book_id": "100", "work_id": "900", "title": "Edition A", "title_without_series": "Edition A",
-         "publication_year": "2001", "average_rating": "4.10", "ratings_count": "50", "image_url": "http://a",
-         "url": "http://u", "isbn": "0312853122",
-         "authors": [{"author_id": "7", "role": ""}, {"author_id": "8", "role": "Translator"}],
-         "popular_shelves": [{"count": "99", "name": "to-read"}, {"count": "10", "name": "Fantasy"}]},
-        {"book_id": "101", "work_id": "900", "title": "Edition B", "title_without_series": "Edition B",
-         "publication_year": "", "average_rating": "4.00", "ratings_count": "80", "image_url": "", "url": "",
-         "authors": [{"author_id": "7", "role": ""}], "popular_shelves": []},
-        {"book_id": "200", "work_id": "901", "title": "Other", "title_without_series": "Other",
-         "publication_year": "1999", "average_rating": "3.00", "ratings_count": "5", "image_url": "", "url": "",
-         "authors": [{"author_id": "9", "role": ""}], "popular_shelves": [{"count": "3", "name": "history"}]},
-    ])
-    write_jsonl_file(folder / "goodreads_book_authors.json.gz", [
-        {"author_id": "7", "name": "Ann Author", "average_rating": "4.0", "ratings_count": "3"},
-        {"author_id": "8", "name": "Tom Translator", "average_rating": "3.9", "ratings_count": "1"},
-    ])
+    write_jsonl_file(
+        folder / "goodreads_books.json.gz",
+        [
+            {
+                "book_id": "100",
+                "work_id": "900",
+                "title": "Edition A",
+                "title_without_series": "Edition A",
+                "publication_year": "2001",
+                "average_rating": "4.10",
+                "ratings_count": "50",
+                "image_url": "http://a",
+                "url": "http://u",
+                "isbn": "0312853122",
+                "authors": [
+                    {"author_id": "7", "role": ""},
+                    {"author_id": "8", "role": "Translator"},
+                ],
+                "popular_shelves": [
+                    {"count": "99", "name": "to-read"},
+                    {"count": "10", "name": "Fantasy"},
+                ],
+            },
+            {
+                "book_id": "101",
+                "work_id": "900",
+                "title": "Edition B",
+                "title_without_series": "Edition B",
+                "publication_year": "",
+                "average_rating": "4.00",
+                "ratings_count": "80",
+                "image_url": "",
+                "url": "",
+                "authors": [{"author_id": "7", "role": ""}],
+                "popular_shelves": [],
+            },
+            {
+                "book_id": "200",
+                "work_id": "901",
+                "title": "Other",
+                "title_without_series": "Other",
+                "publication_year": "1999",
+                "average_rating": "3.00",
+                "ratings_count": "5",
+                "image_url": "",
+                "url": "",
+                "authors": [{"author_id": "9", "role": ""}],
+                "popular_shelves": [{"count": "3", "name": "history"}],
+            },
+        ],
+    )
+    write_jsonl_file(
+        folder / "goodreads_book_authors.json.gz",
+        [
+            {"author_id": "7", "name": "Ann Author", "average_rating": "4.0", "ratings_count": "3"},
+            {
+                "author_id": "8",
+                "name": "Tom Translator",
+                "average_rating": "3.9",
+                "ratings_count": "1",
+            },
+        ],
+    )
     return folder

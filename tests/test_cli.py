@@ -35,9 +35,13 @@ def run(*args: str) -> None:
     main(list(args))
 
 
-def run_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "SHELFWISE_DB"} | (env or {})
-    return subprocess.run([str(SHELFWISE), *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(SHELFWISE), *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60
+    )
 
 
 def count(db: Path, sql: str) -> int:
@@ -49,7 +53,17 @@ def built(tmp_path: Path, goodbooks_dir: Path, *transform_args: str) -> Path:
     """A warehouse with the tiny folder loaded and a matrix keeping every rating."""
     db = tmp_path / "w.duckdb"
     run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
-    run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", *transform_args, "--db", str(db))
+    run(
+        "-q",
+        "transform",
+        "--min-user-ratings",
+        "1",
+        "--min-book-ratings",
+        "1",
+        *transform_args,
+        "--db",
+        str(db),
+    )
     return db
 
 
@@ -87,7 +101,18 @@ def test_transform_prints_the_matrix_summary(tmp_path, goodbooks_dir, capsys):
     run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
     capsys.readouterr()
 
-    run("-q", "transform", "--min-user-ratings", "3", "--min-book-ratings", "1", "--test-fraction", "0", "--db", str(db))
+    run(
+        "-q",
+        "transform",
+        "--min-user-ratings",
+        "3",
+        "--min-book-ratings",
+        "1",
+        "--test-fraction",
+        "0",
+        "--db",
+        str(db),
+    )
 
     assert "matrix: 5 users x 3 books; 15 train / 0 test ratings" in capsys.readouterr().out
 
@@ -97,9 +122,27 @@ def test_load_reports_rejected_rows_then_skips_unchanged_files(tmp_path, goodboo
     ratings = goodbooks_dir / "ratings.csv"
     ratings.write_text(ratings.read_text() + "6,1,9\n")
 
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--max-reject-fraction", "0.1", "--db", str(db))
+    run(
+        "-q",
+        "load",
+        "goodbooks",
+        str(goodbooks_dir),
+        "--max-reject-fraction",
+        "0.1",
+        "--db",
+        str(db),
+    )
     first = capsys.readouterr().out
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--max-reject-fraction", "0.1", "--db", str(db))
+    run(
+        "-q",
+        "load",
+        "goodbooks",
+        str(goodbooks_dir),
+        "--max-reject-fraction",
+        "0.1",
+        "--db",
+        str(db),
+    )
     second = capsys.readouterr().out
 
     assert "1 rows rejected" in first and "raw.rejects" in first
@@ -118,11 +161,15 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     (folders["wrong header"] / "ratings.csv").write_text("uid,bid,score\n1,2,3\n")
     folders["truncated gzip"] = tmp_path / "truncated"
     folders["truncated gzip"].mkdir()
-    whole = gzip.compress(("user_id,book_id,rating\n" + "".join(f"{i},1,5\n" for i in range(4000))).encode())
+    whole = gzip.compress(
+        ("user_id,book_id,rating\n" + "".join(f"{i},1,5\n" for i in range(4000))).encode()
+    )
     (folders["truncated gzip"] / "ratings.csv.gz").write_bytes(whole[: len(whole) // 2])
     folders["too many bad rows"] = tmp_path / "bad_rows"
     folders["too many bad rows"].mkdir()
-    (folders["too many bad rows"] / "ratings.csv").write_text("user_id,book_id,rating\n1,1,5\nx,1,5\n")
+    (folders["too many bad rows"] / "ratings.csv").write_text(
+        "user_id,book_id,rating\n1,1,5\nx,1,5\n"
+    )
     folders["no ratings file"] = tmp_path / "no_ratings"
     folders["no ratings file"].mkdir()
     folders["no such folder"] = tmp_path / "nowhere"
@@ -155,7 +202,9 @@ def test_bad_input_exits_1_with_exactly_one_error_line_and_no_traceback(tmp_path
 def test_without_quiet_progress_lines_come_before_the_single_error_line(tmp_path):
     folder = bad_inputs(tmp_path)["wrong header"]
 
-    result = run_process("load", "goodbooks", str(folder), "--db", str(tmp_path / "w.duckdb"), cwd=tmp_path)
+    result = run_process(
+        "load", "goodbooks", str(folder), "--db", str(tmp_path / "w.duckdb"), cwd=tmp_path
+    )
 
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -167,7 +216,9 @@ def test_without_quiet_progress_lines_come_before_the_single_error_line(tmp_path
 def test_verbose_shows_the_traceback(tmp_path):
     folder = bad_inputs(tmp_path)["wrong header"]
 
-    result = run_process("-v", "load", "goodbooks", str(folder), "--db", str(tmp_path / "w.duckdb"), cwd=tmp_path)
+    result = run_process(
+        "-v", "load", "goodbooks", str(folder), "--db", str(tmp_path / "w.duckdb"), cwd=tmp_path
+    )
 
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "BadInputError" in result.stderr
@@ -185,7 +236,11 @@ def test_failed_load_from_the_cli_leaves_the_warehouse_as_it_was(tmp_path, goodb
 
     assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "tags.csv: line 1: wrong header" in err
+    assert (
+        err.startswith("error: ")
+        and err.count("\n") == 1
+        and "tags.csv: line 1: wrong header" in err
+    )
     assert count(db, "select count(*) from raw.goodbooks_ratings") == 15
     assert count(db, "select count(*) from raw.load_log") == 5
 
@@ -193,11 +248,16 @@ def test_failed_load_from_the_cli_leaves_the_warehouse_as_it_was(tmp_path, goodb
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["transform", "--min-user-ratings", "99"], "error: no goodbooks ratings survive the filters"),
+        (
+            ["transform", "--min-user-ratings", "99"],
+            "error: no goodbooks ratings survive the filters",
+        ),
         (["sql", "select * from no_such_table"], "error: query failed: Catalog Error"),
     ],
 )
-def test_expected_failures_of_other_commands_are_one_line(tmp_path, goodbooks_dir, capsys, args, message):
+def test_expected_failures_of_other_commands_are_one_line(
+    tmp_path, goodbooks_dir, capsys, args, message
+):
     db = tmp_path / "w.duckdb"
     run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
     capsys.readouterr()
@@ -213,8 +273,10 @@ def test_expected_failures_of_other_commands_are_one_line(tmp_path, goodbooks_di
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("use memory; detach warehouse; attach '{db}' as w; delete from w.raw.goodbooks_ratings",
-         "error: only queries run here (select, show, describe, explain, pragma, call), not set"),
+        (
+            "use memory; detach warehouse; attach '{db}' as w; delete from w.raw.goodbooks_ratings",
+            "error: only queries run here (select, show, describe, explain, pragma, call), not set",
+        ),
         ("delete from raw.goodbooks_ratings", "error: only queries run here"),
         ("select 1; drop table raw.goodbooks_ratings", "error: only queries run here"),
         ("copy (select 1) to '{dir}/out.csv'", "error: only queries run here"),
@@ -224,17 +286,23 @@ def test_expected_failures_of_other_commands_are_one_line(tmp_path, goodbooks_di
         ("selec 1", "error: query failed: Parser Error"),
     ],
 )
-def test_sql_runs_queries_only_and_never_touches_a_file(tmp_path, goodbooks_dir, capsys, query, message):
+def test_sql_runs_queries_only_and_never_touches_a_file(
+    tmp_path, goodbooks_dir, capsys, query, message
+):
     db = tmp_path / "w.duckdb"
     run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
     capsys.readouterr()
 
-    assert one_line_failure(capsys, "sql", query.format(db=db, dir=tmp_path), "--db", str(db)).startswith(message)
+    assert one_line_failure(
+        capsys, "sql", query.format(db=db, dir=tmp_path), "--db", str(db)
+    ).startswith(message)
     assert count(db, "select count(*) from raw.goodbooks_ratings") == 15
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_sql_still_answers_show_describe_and_multi_statement_queries(tmp_path, goodbooks_dir, capsys):
+def test_sql_still_answers_show_describe_and_multi_statement_queries(
+    tmp_path, goodbooks_dir, capsys
+):
     db = tmp_path / "w.duckdb"
     run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(db))
     capsys.readouterr()
@@ -252,23 +320,48 @@ def test_sql_still_answers_show_describe_and_multi_statement_queries(tmp_path, g
     [
         (["mf", "-p", "factors=-3"], "error: mf factors=-3: must be a whole number of at least 1"),
         (["mf", "-p", "factors=0"], "error: mf factors=0: must be a whole number of at least 1"),
-        (["mf", "-p", "iterations=0"], "error: mf iterations=0: must be a whole number of at least 1"),
+        (
+            ["mf", "-p", "iterations=0"],
+            "error: mf iterations=0: must be a whole number of at least 1",
+        ),
         (["mf", "-p", "reg=-1"], "error: mf reg=-1.0: must be a finite number of at least 0"),
         (["mf", "-p", "reg=nan"], "error: --param 'reg=nan': reg takes a finite number, not 'nan'"),
-        (["mf", "-p", "init_scale=-1"], "error: mf init_scale=-1.0: must be a finite number above 0"),
-        (["mf", "-p", "random_state=-1"], "error: mf random_state=-1: must be a whole number of at least 0"),
-        (["mf", "-p", "factors=abc"], "error: --param 'factors=abc': factors takes a whole number, not 'abc'"),
-        (["baseline", "-p", "reg_user=inf"], "error: --param 'reg_user=inf': reg_user takes a finite number, not 'inf'"),
-        (["als", "-p", "weighting=foo"], "error: als weighting='foo': must be one of rating, binary, bm25"),
+        (
+            ["mf", "-p", "init_scale=-1"],
+            "error: mf init_scale=-1.0: must be a finite number above 0",
+        ),
+        (
+            ["mf", "-p", "random_state=-1"],
+            "error: mf random_state=-1: must be a whole number of at least 0",
+        ),
+        (
+            ["mf", "-p", "factors=abc"],
+            "error: --param 'factors=abc': factors takes a whole number, not 'abc'",
+        ),
+        (
+            ["baseline", "-p", "reg_user=inf"],
+            "error: --param 'reg_user=inf': reg_user takes a finite number, not 'inf'",
+        ),
+        (
+            ["als", "-p", "weighting=foo"],
+            "error: als weighting='foo': must be one of rating, binary, bm25",
+        ),
         (["als", "-p", "alpha=0"], "error: als alpha=0.0: must be a finite number above 0"),
         (["svd", "-p", "k=100000"], "error: svd k=100000: must be below the matrix's smaller side"),
-        (["svd", "-p", "remove_biases=maybe"], "error: --param 'remove_biases=maybe': remove_biases takes true or false"),
+        (
+            ["svd", "-p", "remove_biases=maybe"],
+            "error: --param 'remove_biases=maybe': remove_biases takes true or false",
+        ),
     ],
 )
-def test_fit_refuses_unusable_parameters_in_one_line_and_records_no_run(tmp_path, goodbooks_dir, capsys, args, message):
+def test_fit_refuses_unusable_parameters_in_one_line_and_records_no_run(
+    tmp_path, goodbooks_dir, capsys, args, message
+):
     db = built(tmp_path, goodbooks_dir)
 
-    assert one_line_failure(capsys, "-q", "fit", *args, "--no-tsne", "--db", str(db)).startswith(message)
+    assert one_line_failure(capsys, "-q", "fit", *args, "--no-tsne", "--db", str(db)).startswith(
+        message
+    )
     assert count(db, "select count(*) from models.runs where status = 'succeeded'") == 0
 
 
@@ -286,14 +379,20 @@ def test_sql_without_a_warehouse_says_how_to_make_one(tmp_path, capsys):
     "args",
     [["transform"], ["fit", "mf"], ["tune", "svd"], ["evaluate"], ["refresh"]],
 )
-def test_commands_other_than_load_never_create_a_warehouse_at_a_mistyped_path(tmp_path, capsys, args):
+def test_commands_other_than_load_never_create_a_warehouse_at_a_mistyped_path(
+    tmp_path, capsys, args
+):
     missing = tmp_path / "typo.duckdb"
 
-    assert one_line_failure(capsys, "-q", *args, "--db", str(missing)).startswith(f"error: no warehouse at {missing}")
+    assert one_line_failure(capsys, "-q", *args, "--db", str(missing)).startswith(
+        f"error: no warehouse at {missing}"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
-def test_evaluate_on_an_empty_test_split_says_so_and_stores_nothing(tmp_path, goodbooks_dir, capsys):
+def test_evaluate_on_an_empty_test_split_says_so_and_stores_nothing(
+    tmp_path, goodbooks_dir, capsys
+):
     db = built(tmp_path, goodbooks_dir, "--test-fraction", "0")
     run("-q", "fit", "baseline", "--no-tsne", "--db", str(db))
 
@@ -302,7 +401,9 @@ def test_evaluate_on_an_empty_test_split_says_so_and_stores_nothing(tmp_path, go
     assert count(db, "select count(*) from models.metrics") == 0
 
 
-def test_refresh_with_an_empty_test_split_fits_and_skips_evaluation(tmp_path, goodbooks_dir, capsys):
+def test_refresh_with_an_empty_test_split_fits_and_skips_evaluation(
+    tmp_path, goodbooks_dir, capsys
+):
     db = built(tmp_path, goodbooks_dir, "--test-fraction", "0")
     capsys.readouterr()
     run("-q", "refresh", "--kinds", "baseline", "--no-tsne", "--db", str(db))
@@ -312,7 +413,9 @@ def test_refresh_with_an_empty_test_split_fits_and_skips_evaluation(tmp_path, go
     assert "test split is empty" in capsys.readouterr().err
 
 
-def test_transform_warns_about_rated_books_missing_from_the_books_file(tmp_path, goodbooks_dir, capsys):
+def test_transform_warns_about_rated_books_missing_from_the_books_file(
+    tmp_path, goodbooks_dir, capsys
+):
     db = tmp_path / "w.duckdb"
     ratings = goodbooks_dir / "ratings.csv"
     ratings.write_text(ratings.read_text() + "1,99999,4\n")
@@ -321,8 +424,16 @@ def test_transform_warns_about_rated_books_missing_from_the_books_file(tmp_path,
 
     run("-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db))
 
-    assert "1 books in the matrix have no row in the books file" in capsys.readouterr().err.replace("\n", " ")
-    assert count(db, "select count(*) from core.books where title is null and book_key in (select book_key from matrix.books)") == 1
+    assert "1 books in the matrix have no row in the books file" in capsys.readouterr().err.replace(
+        "\n", " "
+    )
+    assert (
+        count(
+            db,
+            "select count(*) from core.books where title is null and book_key in (select book_key from matrix.books)",
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -333,7 +444,9 @@ def test_transform_warns_about_rated_books_missing_from_the_books_file(tmp_path,
         (["--kinds", "mf,knn"], "error: --kinds: unknown kind(s) knn"),
     ],
 )
-def test_refresh_refuses_what_it_cannot_refresh_in_one_line(tmp_path, goodbooks_dir, capsys, args, message):
+def test_refresh_refuses_what_it_cannot_refresh_in_one_line(
+    tmp_path, goodbooks_dir, capsys, args, message
+):
     db = built(tmp_path, goodbooks_dir)
 
     assert one_line_failure(capsys, "-q", "refresh", *args, "--db", str(db)).startswith(message)
@@ -363,18 +476,27 @@ def test_usage_errors_of_options_are_one_line_too(capsys):
         run("fit", "mf", "--neighbours", "0")
     err = capsys.readouterr().err
     assert exc.value.code == 2
-    assert err.startswith("error: Invalid value for '--neighbours'") and err.count("\n") == 1 and "Usage:" not in err
+    assert (
+        err.startswith("error: Invalid value for '--neighbours'")
+        and err.count("\n") == 1
+        and "Usage:" not in err
+    )
 
     with pytest.raises(SystemExit):
         run("load")
     err = capsys.readouterr().err
-    assert err.startswith("error: Missing argument '{goodbooks|ucsd}'. Choose from: goodbooks, ucsd") and err.count("\n") == 1
+    assert (
+        err.startswith("error: Missing argument '{goodbooks|ucsd}'. Choose from: goodbooks, ucsd")
+        and err.count("\n") == 1
+    )
 
 
 # --------------------------------------------------------------------------- which warehouse
 
 
-def test_db_option_and_environment_variable_pick_the_warehouse(tmp_path, goodbooks_dir, monkeypatch):
+def test_db_option_and_environment_variable_pick_the_warehouse(
+    tmp_path, goodbooks_dir, monkeypatch
+):
     from_env, from_option = tmp_path / "env" / "a.duckdb", tmp_path / "opt" / "b.duckdb"
 
     monkeypatch.setenv("SHELFWISE_DB", str(from_env))
@@ -383,7 +505,9 @@ def test_db_option_and_environment_variable_pick_the_warehouse(tmp_path, goodboo
     assert count(from_env, "select count(*) from raw.goodbooks_ratings") == 15
 
     (goodbooks_dir / "ratings.csv").write_text("user_id,book_id,rating\n1,1,5\n")
-    run("-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(from_option))  # the option beats the variable
+    run(
+        "-q", "load", "goodbooks", str(goodbooks_dir), "--db", str(from_option)
+    )  # the option beats the variable
     assert count(from_option, "select count(*) from raw.goodbooks_ratings") == 1
     assert count(from_env, "select count(*) from raw.goodbooks_ratings") == 15
     assert not (tmp_path / "var").exists()
@@ -392,15 +516,24 @@ def test_db_option_and_environment_variable_pick_the_warehouse(tmp_path, goodboo
 def test_without_option_or_variable_the_warehouse_is_var_shelfwise_duckdb(tmp_path, goodbooks_dir):
     run("-q", "load", "goodbooks", str(goodbooks_dir))
 
-    assert count(tmp_path / "var" / "shelfwise.duckdb", "select count(*) from raw.goodbooks_ratings") == 15
+    assert (
+        count(tmp_path / "var" / "shelfwise.duckdb", "select count(*) from raw.goodbooks_ratings")
+        == 15
+    )
 
 
 def test_environment_variable_reaches_a_subprocess(tmp_path, goodbooks_dir):
     db = tmp_path / "from_env.duckdb"
 
-    loaded = run_process("-q", "load", "goodbooks", str(goodbooks_dir), cwd=tmp_path, env={"SHELFWISE_DB": str(db)})
-    queried = run_process("sql", "select count(*) from raw.goodbooks_ratings", cwd=tmp_path,
-                          env={"SHELFWISE_DB": str(db)})
+    loaded = run_process(
+        "-q", "load", "goodbooks", str(goodbooks_dir), cwd=tmp_path, env={"SHELFWISE_DB": str(db)}
+    )
+    queried = run_process(
+        "sql",
+        "select count(*) from raw.goodbooks_ratings",
+        cwd=tmp_path,
+        env={"SHELFWISE_DB": str(db)},
+    )
 
     assert loaded.returncode == 0 and queried.returncode == 0, loaded.stderr + queried.stderr
     assert " 15 " in queried.stdout
@@ -421,8 +554,16 @@ def commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> list[tup
 
 def shown_default(option: click.Option) -> str | None:
     """How ``--help`` should render the option's default, or None where nothing is to be shown."""
-    unset = option.required or type(option.default).__name__ == "Sentinel"  # click 8.3+: no default given
-    if unset or option.hidden or option.show_default is False or option.default in (None, (), []) or callable(option.default):
+    unset = (
+        option.required or type(option.default).__name__ == "Sentinel"
+    )  # click 8.3+: no default given
+    if (
+        unset
+        or option.hidden
+        or option.show_default is False
+        or option.default in (None, (), [])
+        or callable(option.default)
+    ):
         return None
     if option.is_flag and option.is_bool_flag:
         if not option.secondary_opts:
@@ -448,7 +589,9 @@ def test_help_works_and_shows_every_default(path, capsys):
     command = command_at(path)
     for param in command.params:
         if isinstance(param, click.Option) and (default := shown_default(param)) is not None:
-            assert f"default: {default}" in text, f"{param.opts[0]} does not show its default {default!r}"
+            assert f"default: {default}" in text, (
+                f"{param.opts[0]} does not show its default {default!r}"
+            )
     if isinstance(command, click.Group):
         assert all(name in text for name in command.commands)
 

@@ -39,13 +39,18 @@ PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small published warehouse: the bundled sample cut to 30,000 ratings, every kind, evaluated."""
     if not (SAMPLE / "ratings.csv.gz").exists():
-        pytest.fail(f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)")
+        pytest.fail(
+            f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)"
+        )
     root = tmp_path_factory.mktemp("dashboard")
     data = root / "goodbooks"
     data.mkdir()
     for name in ("books.csv.gz", "tags.csv.gz", "book_tags.csv.gz"):
         shutil.copy(SAMPLE / name, data / name)
-    with gzip.open(SAMPLE / "ratings.csv.gz", "rt") as src, gzip.open(data / "ratings.csv.gz", "wt") as dst:
+    with (
+        gzip.open(SAMPLE / "ratings.csv.gz", "rt") as src,
+        gzip.open(data / "ratings.csv.gz", "wt") as dst,
+    ):
         for i, line in enumerate(src):
             if i > 30_000:
                 break
@@ -55,7 +60,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         load_dataset(con, LoadConfig(source="goodbooks", directory=data))
         run_transforms(con, TransformConfig(min_book_ratings=10, min_user_ratings=5))
         for kind in ("baseline", "svd", "als", "mf"):
-            fit_and_publish(con, kind, params_for(con, kind), PublishConfig(neighbours=20, tsne=False))
+            fit_and_publish(
+                con, kind, params_for(con, kind), PublishConfig(neighbours=20, tsne=False)
+            )
         evaluate(con, n_boot=10)
     return db
 
@@ -82,14 +89,26 @@ class DashClient:
         """POST one callback whose output string contains ``output``; ``values`` maps "id.prop" -> value.
 
         ``changed`` lists the inputs that changed (default: every input given a value)."""
-        dep = next(d for d in self.deps if output in d["output"] and not d.get("clientside_function"))
+        dep = next(
+            d for d in self.deps if output in d["output"] and not d.get("clientside_function")
+        )
         outs = [o.rsplit(".", 1) for o in dep["output"].strip(".").split("...")]
         payload = {
             "output": dep["output"],
-            "outputs": [{"id": i, "property": p} for i, p in outs] if len(outs) > 1 else {"id": outs[0][0], "property": outs[0][1]},
-            "inputs": [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in dep["inputs"]],
-            "state": [{**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in dep["state"]],
-            "changedPropIds": changed if changed is not None else [k for k in values if any(f"{d['id']}.{d['property']}" == k for d in dep["inputs"])],
+            "outputs": [{"id": i, "property": p} for i, p in outs]
+            if len(outs) > 1
+            else {"id": outs[0][0], "property": outs[0][1]},
+            "inputs": [
+                {**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in dep["inputs"]
+            ],
+            "state": [
+                {**d, "value": values.get(f"{d['id']}.{d['property']}")} for d in dep["state"]
+            ],
+            "changedPropIds": changed
+            if changed is not None
+            else [
+                k for k in values if any(f"{d['id']}.{d['property']}" == k for d in dep["inputs"])
+            ],
         }
         response = self.client.post("/_dash-update-component", json=payload)
         assert response.status_code == 200, response.get_data(as_text=True)[:500]
@@ -97,7 +116,10 @@ class DashClient:
 
     def render(self, path: str, search: str = "") -> str:
         """The page layout the router returns for ``path``, as JSON text."""
-        out = self.call("_pages_content.children", {"_pages_location.pathname": path, "_pages_location.search": search})
+        out = self.call(
+            "_pages_content.children",
+            {"_pages_location.pathname": path, "_pages_location.search": search},
+        )
         return json.dumps(out["_pages_content"]["children"])
 
 
@@ -118,8 +140,14 @@ def test_every_page_renders_from_the_warehouse(app) -> None:
     client = DashClient(app)
     for path in PAGES:
         assert client.client.get(path).status_code == 200
-    ids = {"/": "ovw-page", "/embeddings": "emb-page", "/biases": "bia-page", "/neighbours": "nbr-page",
-           "/users": "usr-page", "/models": "mdl-page"}
+    ids = {
+        "/": "ovw-page",
+        "/embeddings": "emb-page",
+        "/biases": "bia-page",
+        "/neighbours": "nbr-page",
+        "/users": "usr-page",
+        "/models": "mdl-page",
+    }
     for path, page_id in ids.items():
         assert f'"{page_id}"' in client.render(path), path
     assert '"notfound-page"' in client.render("/no-such-page")
@@ -138,12 +166,18 @@ def test_a_book_in_the_url_that_is_not_in_the_warehouse_gets_a_notice(app, con) 
 def test_embeddings_panel_says_a_filtered_out_book_is_not_in_the_model(app, con) -> None:
     client = DashClient(app)
     run = queries.latest_runs(con, ("mf",))["mf"]
-    left_out = con.execute("select min(book_key) from core.books anti join matrix.books using (book_key)").fetchall()[0][0]
+    left_out = con.execute(
+        "select min(book_key) from core.books anti join matrix.books using (book_key)"
+    ).fetchall()[0][0]
     kept = con.execute("select min(book_key) from matrix.books").fetchall()[0][0]
 
-    text = json.dumps(client.call("emb-detail.children", {"emb-selected.data": left_out, "emb-run.value": run}))
+    text = json.dumps(
+        client.call("emb-detail.children", {"emb-selected.data": left_out, "emb-run.value": run})
+    )
     assert "not in this model" in text and "Nearest" not in text
-    text = json.dumps(client.call("emb-detail.children", {"emb-selected.data": kept, "emb-run.value": run}))
+    text = json.dumps(
+        client.call("emb-detail.children", {"emb-selected.data": kept, "emb-run.value": run})
+    )
     assert "Nearest" in text and "not in this model" not in text
 
 
@@ -163,7 +197,9 @@ def test_a_user_the_filters_left_out_still_shows_their_ratings_and_why(app, con)
 
 def test_neighbour_lists_show_how_many_ratings_each_neighbour_has(app, con) -> None:
     client = DashClient(app)
-    book = con.execute("select book_key from matrix.books order by n_ratings desc limit 1").fetchall()[0][0]
+    book = con.execute(
+        "select book_key from matrix.books order by n_ratings desc limit 1"
+    ).fetchall()[0][0]
     run = queries.latest_runs(con, ("als",))["als"]
     first = queries.neighbours(con, run, book, 1).row(0, named=True)
 
@@ -180,16 +216,24 @@ def test_missing_and_empty_warehouses_show_how_to_build_one(tmp_path: Path) -> N
         for path in PAGES:
             text = client.render(path)
             assert '"setup-page"' in text, (db, path)
-            assert "shelfwise load goodbooks" in text and "shelfwise transform" in text and "shelfwise fit mf" in text
+            assert (
+                "shelfwise load goodbooks" in text
+                and "shelfwise transform" in text
+                and "shelfwise fit mf" in text
+            )
             assert "Traceback" not in text
         # The callbacks of a page answer with a message, not a 500, when the warehouse is absent.
         out = client.call("ovw-kpis.children", {"app-data-version.data": None})
         assert "warehouse" in json.dumps(out["ovw-kpis"]).lower()
 
 
-def test_two_apps_in_one_process_keep_their_own_warehouse_and_callbacks(warehouse: Path, tmp_path: Path) -> None:
+def test_two_apps_in_one_process_keep_their_own_warehouse_and_callbacks(
+    warehouse: Path, tmp_path: Path
+) -> None:
     built = create_app(DashboardSettings(db_path=warehouse))
-    missing = create_app(DashboardSettings(db_path=tmp_path / "none.duckdb"))  # created before either serves
+    missing = create_app(
+        DashboardSettings(db_path=tmp_path / "none.duckdb")
+    )  # created before either serves
     a, b = DashClient(built), DashClient(missing)
     assert len(a.deps) == len(b.deps) > 10
     assert '"ovw-page"' in a.render("/")
@@ -199,7 +243,9 @@ def test_two_apps_in_one_process_keep_their_own_warehouse_and_callbacks(warehous
 
 def test_header_status_names_the_latest_run(app, warehouse: Path) -> None:
     client = DashClient(app)
-    out = client.call("app-data-version.data", {"app-poll.n_intervals": 0, "app-data-version.data": None})
+    out = client.call(
+        "app-data-version.data", {"app-poll.n_intervals": 0, "app-data-version.data": None}
+    )
     with queries.reading(warehouse) as c:
         latest = queries.header_summary(c)
     assert f"latest run #{latest['run_id']}" in json.dumps(out["app-status"])
@@ -209,9 +255,13 @@ def test_header_status_names_the_latest_run(app, warehouse: Path) -> None:
 def test_choosing_a_book_wins_over_the_search_text_cleared_with_it(app, con) -> None:
     client = DashClient(app)
     run = queries.latest_runs(con, ("mf",))["mf"]
-    key = con.execute("select book_key from models.run_books where run_id = ? limit 1", [run]).fetchall()[0][0]
+    key = con.execute(
+        "select book_key from models.run_books where run_id = ? limit 1", [run]
+    ).fetchall()[0][0]
     values = {"emb-search.search_value": "", "emb-search.value": key, "emb-run.value": run}
-    out = client.call("emb-selected.data", values, changed=["emb-search.search_value", "emb-search.value"])
+    out = client.call(
+        "emb-selected.data", values, changed=["emb-search.search_value", "emb-search.value"]
+    )
     assert out["emb-selected"]["data"] == key and out["emb-search"]["value"] == key
     typed = {"emb-search.search_value": "the", "emb-search.value": key, "emb-run.value": run}
     out = client.call("emb-selected.data", typed, changed=["emb-search.search_value"])
@@ -226,14 +276,21 @@ def test_choosing_a_book_wins_over_the_search_text_cleared_with_it(app, con) -> 
 # ----------------------------------------------------------------------------- safety
 
 
-def test_a_sql_injection_title_is_just_a_title_that_matches_nothing(app, con, warehouse: Path) -> None:
+def test_a_sql_injection_title_is_just_a_title_that_matches_nothing(
+    app, con, warehouse: Path
+) -> None:
     runs = list(queries.latest_runs(con, queries.MAP_KINDS).values())
     books_before = con.execute("select count(*) from core.books").fetchall()[0][0]
     assert queries.search_books(con, INJECTION, runs, 20).is_empty()
     client = DashClient(app)
-    out = client.call("nbr-book.options", {"nbr-book.search_value": INJECTION, "nbr-book.value": None})
+    out = client.call(
+        "nbr-book.options", {"nbr-book.search_value": INJECTION, "nbr-book.value": None}
+    )
     assert out["nbr-book"]["options"] == []
-    out = client.call("usr-user.options", {"usr-user.search_value": INJECTION, "usr-kind.value": "mf", "usr-random.n_clicks": 0})
+    out = client.call(
+        "usr-user.options",
+        {"usr-user.search_value": INJECTION, "usr-kind.value": "mf", "usr-random.n_clicks": 0},
+    )
     assert isinstance(out["usr-user"]["options"], list)
     with open_for_reading(warehouse) as fresh:
         assert fresh.execute("select count(*) from core.books").fetchall()[0][0] == books_before
@@ -243,7 +300,9 @@ def test_a_sql_injection_title_is_just_a_title_that_matches_nothing(app, con, wa
         assert all(literal in f"{t} {a}".lower() for t, a in zip(found["title"], found["authors"]))
 
 
-def test_reading_retries_a_locked_warehouse_then_says_it_is_busy(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reading_retries_a_locked_warehouse_then_says_it_is_busy(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = queries.open_for_reading
     calls = {"n": 0}
 
@@ -284,10 +343,22 @@ def test_data_version_follows_the_snapshot(tmp_path: Path) -> None:
 
 
 def test_user_recommendations_are_unrated_books_explained_by_rated_ones(con) -> None:
-    user = con.execute("select user_key from matrix.users order by n_ratings desc limit 1").fetchall()[0][0]
-    rated = {r[0] for r in con.execute("select book_key from core.ratings where user_key = ? and rating is not null", [user]).fetchall()}
-    titles = {r[0] for r in con.execute(
-        "select b.title from core.ratings r join core.books b using (book_key) where r.user_key = ?", [user]).fetchall()}
+    user = con.execute(
+        "select user_key from matrix.users order by n_ratings desc limit 1"
+    ).fetchall()[0][0]
+    rated = {
+        r[0]
+        for r in con.execute(
+            "select book_key from core.ratings where user_key = ? and rating is not null", [user]
+        ).fetchall()
+    }
+    titles = {
+        r[0]
+        for r in con.execute(
+            "select b.title from core.ratings r join core.books b using (book_key) where r.user_key = ?",
+            [user],
+        ).fetchall()
+    }
     for kind in queries.MAP_KINDS:
         recs = queries.user_recommendations(con, kind, user, 10)
         assert len(recs) == 10
@@ -298,8 +369,13 @@ def test_user_recommendations_are_unrated_books_explained_by_rated_ones(con) -> 
 
 def test_favourite_recommendations_never_return_a_favourite(con) -> None:
     run = queries.latest_runs(con, ("mf",))["mf"]
-    favourites = [r[0] for r in con.execute(
-        "select rb.book_key from models.run_books rb where run_id = ? order by book_idx limit 3", [run]).fetchall()]
+    favourites = [
+        r[0]
+        for r in con.execute(
+            "select rb.book_key from models.run_books rb where run_id = ? order by book_idx limit 3",
+            [run],
+        ).fetchall()
+    ]
     found, recs = queries.favourite_recommendations(con, run, favourites, 10)
     assert {b.book_key for b in found} == set(favourites)
     assert len(recs) == 10 and not set(favourites) & {r.book.book_key for r in recs}
@@ -315,7 +391,9 @@ def test_projection_points_sample_deterministically_but_never_drop_highlights(co
     again, _ = queries.projection_points(con, run, "pca", "rating", 100)
     assert total2 == total and sample.height == 100
     assert sample["book_key"].to_list() == again["book_key"].to_list()
-    outside = next(k for k in everything["book_key"].to_list() if k not in set(sample["book_key"].to_list()))
+    outside = next(
+        k for k in everything["book_key"].to_list() if k not in set(sample["book_key"].to_list())
+    )
     highlighted = queries.points_of_books(con, run, "pca", [outside])
     assert highlighted["book_key"].to_list() == [outside]
     with pytest.raises(KeyError):
@@ -324,19 +402,28 @@ def test_projection_points_sample_deterministically_but_never_drop_highlights(co
 
 def test_activity_counts_add_up_to_the_users_books_and_ratings(con) -> None:
     users, books, ratings = con.execute(
-        "select count(distinct user_key), count(distinct book_key), count(rating) from core.ratings").fetchall()[0]
+        "select count(distinct user_key), count(distinct book_key), count(rating) from core.ratings"
+    ).fetchall()[0]
     per_user, per_book = queries.activity(con, "user"), queries.activity(con, "book")
     assert per_user["count"].sum() == users and per_book["count"].sum() == books
-    assert (per_user["n"] * per_user["count"]).sum() == ratings == (per_book["n"] * per_book["count"]).sum()
+    assert (
+        (per_user["n"] * per_user["count"]).sum()
+        == ratings
+        == (per_book["n"] * per_book["count"]).sum()
+    )
     transform = queries.latest_transform(con)
     assert transform["users"] == con.execute("select count(*) from matrix.users").fetchall()[0][0]
-    assert transform["ratings"] == con.execute("select count(*) from matrix.ratings").fetchall()[0][0]
+    assert (
+        transform["ratings"] == con.execute("select count(*) from matrix.ratings").fetchall()[0][0]
+    )
     assert transform["params"]["min_book_ratings"] == 10
 
 
 def test_neighbours_come_from_the_published_run(con) -> None:
     run = queries.latest_runs(con, ("als",))["als"]
-    key = con.execute("select book_key from models.run_books where run_id = ? limit 1", [run]).fetchall()[0][0]
+    key = con.execute(
+        "select book_key from models.run_books where run_id = ? limit 1", [run]
+    ).fetchall()[0][0]
     near = queries.neighbours(con, run, key, 5)
     assert near["rank"].to_list() == [1, 2, 3, 4, 5]
     assert key not in near["book_key"].to_list()
@@ -351,7 +438,9 @@ def _titled(fig: go.Figure) -> bool:
     return bool(fig.layout.title.text)
 
 
-def test_header_of_a_warehouse_without_models_says_so_without_logging_an_error(tmp_path: Path, caplog) -> None:
+def test_header_of_a_warehouse_without_models_says_so_without_logging_an_error(
+    tmp_path: Path, caplog
+) -> None:
     import duckdb
 
     from dashboards.app import status_text
@@ -383,7 +472,11 @@ def test_good_and_bad_books_never_overlap_when_few_qualify(con) -> None:
 
 def test_map_hover_names_the_value_each_point_is_coloured_by(con) -> None:
     run = queries.latest_runs(con, ("mf",))["mf"]
-    for colour, pattern in (("year", r"^-?\d{1,4}$"), ("bias", r"^[+-]\d\.\d{3}$"), ("popularity", r"^[\d,]+ ratings$")):
+    for colour, pattern in (
+        ("year", r"^-?\d{1,4}$"),
+        ("bias", r"^[+-]\d\.\d{3}$"),
+        ("popularity", r"^[\d,]+ ratings$"),
+    ):
         points, total = queries.projection_points(con, run, "pca", colour, 50_000)
         fig = figures.embedding_map(points, colour, total=total, title="map")[0]
         [coloured] = [t for t in fig.data if t.marker.colorbar and t.marker.colorbar.title.text]
@@ -392,12 +485,21 @@ def test_map_hover_names_the_value_each_point_is_coloured_by(con) -> None:
     points, total = queries.projection_points(con, run, "pca", "tag", 50_000)
     data = figures.embedding_map(points, "tag", total=total, title="map")[0].data
     tagged = [t for t in data if "top tag: %{fullData.name}" in (t.hovertemplate or "")]
-    assert len(tagged) == len(data) - 2  # all but the two highlight traces (chosen book, its neighbours)
+    assert (
+        len(tagged) == len(data) - 2
+    )  # all but the two highlight traces (chosen book, its neighbours)
 
 
 def test_long_tail_axes_tick_whole_decades_only(con) -> None:
-    fig = figures.activity_figure(queries.activity(con, "book").filter(pl.col("n") > 0), per="book", threshold=10)
-    assert (fig.layout.xaxis.type, fig.layout.xaxis.dtick, fig.layout.yaxis.type, fig.layout.yaxis.dtick) == ("log", 1, "log", 1)
+    fig = figures.activity_figure(
+        queries.activity(con, "book").filter(pl.col("n") > 0), per="book", threshold=10
+    )
+    assert (
+        fig.layout.xaxis.type,
+        fig.layout.xaxis.dtick,
+        fig.layout.yaxis.type,
+        fig.layout.yaxis.dtick,
+    ) == ("log", 1, "log", 1)
 
 
 def test_every_figure_has_a_title_and_axis_labels(con) -> None:
@@ -405,8 +507,12 @@ def test_every_figure_has_a_title_and_axis_labels(con) -> None:
     points, total = queries.projection_points(con, run, "pca", "tag", 50_000)
     built = [
         figures.rating_distribution(queries.rating_distribution(con)),
-        figures.activity_figure(queries.activity(con, "user").filter(pl.col("n") > 0), per="user", threshold=5),
-        figures.activity_figure(queries.activity(con, "book").filter(pl.col("n") > 0), per="book", threshold=10),
+        figures.activity_figure(
+            queries.activity(con, "user").filter(pl.col("n") > 0), per="user", threshold=5
+        ),
+        figures.activity_figure(
+            queries.activity(con, "book").filter(pl.col("n") > 0), per="book", threshold=10
+        ),
         figures.embedding_map(points, "tag", total=total, title="map")[0],
         figures.bias_bars(queries.extreme_biases(con, run, 0, 15, highest=True), highest=True),
         figures.bias_scatter(queries.bias_points(con, run, 0, 1000)),
@@ -418,25 +524,41 @@ def test_every_figure_has_a_title_and_axis_labels(con) -> None:
         if not fig.layout.title.text.startswith("Generally"):
             assert fig.layout.yaxis.title.text, fig.layout.title.text
     metrics = figures.metrics_figure(queries.metrics(con).filter(pl.col("split") == "test"))
-    assert _titled(metrics) and all(metrics.layout[f"yaxis{'' if i == 1 else i}"].title.text for i in range(1, 7))
+    assert _titled(metrics) and all(
+        metrics.layout[f"yaxis{'' if i == 1 else i}"].title.text for i in range(1, 7)
+    )
     assert _titled(figures.message_figure("nothing", "Empty"))
 
 
 def test_embedding_map_puts_two_highlight_traces_last() -> None:
-    points = pl.DataFrame({
-        "book_key": [1, 2, 3, 4], "x": [0.0, 1.0, 2.0, 3.0], "y": [0.0, 1.0, 0.0, 1.0],
-        "title": ["A", "B", "C <script>", None], "authors": ["a", "b", "c", None], "colour": [1990, None, 2001, 1850],
-    })
-    fig, at = figures.embedding_map(points, "year", total=10, title="t", selected=points.head(1), neighbours=points.slice(1, 2))
+    points = pl.DataFrame(
+        {
+            "book_key": [1, 2, 3, 4],
+            "x": [0.0, 1.0, 2.0, 3.0],
+            "y": [0.0, 1.0, 0.0, 1.0],
+            "title": ["A", "B", "C <script>", None],
+            "authors": ["a", "b", "c", None],
+            "colour": [1990, None, 2001, 1850],
+        }
+    )
+    fig, at = figures.embedding_map(
+        points, "year", total=10, title="t", selected=points.head(1), neighbours=points.slice(1, 2)
+    )
     assert at == len(fig.data) - 2
     assert [t.name for t in fig.data[at:]] == ["neighbours", "chosen book"]
     assert list(fig.data[at + 1].customdata) == [1] and list(fig.data[at].customdata) == [2, 3]
-    assert fig.data[0].name == "unknown" and list(fig.data[0].customdata) == [2]  # no year: grey, not dropped
+    assert fig.data[0].name == "unknown" and list(fig.data[0].customdata) == [
+        2
+    ]  # no year: grey, not dropped
     assert "4 of 10 books (sampled)" in fig.layout.title.text
     # dcc.Graph copies a clicked point's customdata from the figure as sent: it must be a plain list.
     sent = json.loads(fig.to_json())
     assert [t["customdata"] for t in sent["data"][at:]] == [[2, 3], [1]]
-    assert all("<script>" not in h for t in fig.data for h in (t.hovertext if t.hovertext is not None else []))
+    assert all(
+        "<script>" not in h
+        for t in fig.data
+        for h in (t.hovertext if t.hovertext is not None else [])
+    )
     tags = points.with_columns(colour=pl.Series(["fantasy", "fantasy", None, "poetry"]))
     fig, at = figures.embedding_map(tags, "tag", total=4, title="t")
     assert [t.name for t in fig.data[:at]] == ["fantasy", "poetry", "no tags"]
@@ -447,6 +569,15 @@ def test_params_are_shown_as_pairs_never_json() -> None:
     text = fmt_params('{"kind": "mf", "factors": 16, "reg": 0.2, "remove_biases": true}')
     assert text == "factors=16 · reg=0.2 · remove_biases=yes"
     assert "{" not in text and "kind" not in text
-    options = book_options(pl.DataFrame({"book_key": [2, 1], "title": ["B", "A"], "authors": ["x", None], "publication_year": [2000, None]}),
-                           pl.DataFrame({"book_key": [1], "title": ["A"], "authors": [None]}))
+    options = book_options(
+        pl.DataFrame(
+            {
+                "book_key": [2, 1],
+                "title": ["B", "A"],
+                "authors": ["x", None],
+                "publication_year": [2000, None],
+            }
+        ),
+        pl.DataFrame({"book_key": [1], "title": ["A"], "authors": [None]}),
+    )
     assert options == [{"label": "A", "value": 1}, {"label": "B — x (2000)", "value": 2}]

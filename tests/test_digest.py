@@ -40,7 +40,14 @@ USER = "digest-bot"
 
 DAN_BROWN = ["The Da Vinci Code", "Angels & Demons", "Digital Fortress"]
 TOLKIEN = ["The Hobbit", "The Fellowship of the Ring", "The Two Towers"]
-FAVOURITES = [*DAN_BROWN, "Deception Point", "The Hunger Games", "Twilight", "The Hobbit", "Harry Potter and the Sorcerer's Stone"]
+FAVOURITES = [
+    *DAN_BROWN,
+    "Deception Point",
+    "The Hunger Games",
+    "Twilight",
+    "The Hobbit",
+    "Harry Potter and the Sorcerer's Stone",
+]
 UNKNOWN = "Zzyzx Quuxbar Nonexistent"
 
 
@@ -64,10 +71,15 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _books_folder() -> Path:
     """Real goodbooks book metadata to generate ratings over: the shared copy, else the repo's sample."""
-    for folder in (REPO.parent / "shared" / "data" / "goodbooks-10k", REPO / "data" / "sample" / "goodbooks"):
+    for folder in (
+        REPO.parent / "shared" / "data" / "goodbooks-10k",
+        REPO / "data" / "sample" / "goodbooks",
+    ):
         if any((folder / n).is_file() for n in ("books.csv.gz", "books.csv")):
             return folder
-    pytest.fail("no goodbooks books.csv in ../shared/data/goodbooks-10k or data/sample/goodbooks to generate from")
+    pytest.fail(
+        "no goodbooks books.csv in ../shared/data/goodbooks-10k or data/sample/goodbooks to generate from"
+    )
 
 
 def _first(folder: Path, *names: str) -> Path | None:
@@ -91,8 +103,14 @@ def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data,
         books_csv=_first(src, "books.csv.gz", "books.csv"),
         tags_csv=_first(src, "tags.csv.gz", "tags.csv"),
-        book_tags_csv=_first(src, "book_tags_book_subset.csv.gz", "book_tags.csv.gz", "book_tags.csv"),
-        n_ratings=120_000, n_users=3_000, n_books=400, seed=1, progress=False,
+        book_tags_csv=_first(
+            src, "book_tags_book_subset.csv.gz", "book_tags.csv.gz", "book_tags.csv"
+        ),
+        n_ratings=120_000,
+        n_users=3_000,
+        n_books=400,
+        seed=1,
+        progress=False,
     )
     db = root / "warehouse.duckdb"
     con = connect(db)
@@ -124,7 +142,9 @@ def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 @pytest.fixture
 def favourites_file(tmp_path: Path) -> Path:
     path = tmp_path / "favourites.txt"
-    path.write_text("# my favourites\n" + "\n".join([*FAVOURITES, UNKNOWN]) + "\n", encoding="utf-8")
+    path.write_text(
+        "# my favourites\n" + "\n".join([*FAVOURITES, UNKNOWN]) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -132,7 +152,9 @@ def history(db: Path) -> list[tuple]:
     with connect(db, read_only=True) as c:
         if not table_exists(c, "models", "digests"):
             return []
-        return c.execute("select digest_id, rank, book_key, recipient, run_id from models.digests order by digest_id, rank").fetchall()
+        return c.execute(
+            "select digest_id, rank, book_key, recipient, run_id from models.digests order by digest_id, rank"
+        ).fetchall()
 
 
 # ----------------------------------------------------------------------------- a real SMTP server
@@ -170,31 +192,50 @@ def smtp_server() -> Iterator[Callable[..., Smtp]]:
 
     controllers = []
 
-    def start(*, data_reply: str | None = None, accept_login: bool = True, refuse: tuple[str, ...] = ()) -> Smtp:
+    def start(
+        *, data_reply: str | None = None, accept_login: bool = True, refuse: tuple[str, ...] = ()
+    ) -> Smtp:
         server = Smtp(_free_port())
 
         class Handler:
-            async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):  # noqa: N802
+            async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
                 if address in refuse:
                     return "550 5.1.1 No such user"
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
 
-            async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+            async def handle_DATA(self, smtp, session, envelope):
                 if data_reply:
                     return data_reply
-                login = session.auth_data.login if session.authenticated and session.auth_data else None
-                server.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content, login))
+                login = (
+                    session.auth_data.login if session.authenticated and session.auth_data else None
+                )
+                server.received.append(
+                    Received(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        envelope.original_content or envelope.content,
+                        login,
+                    )
+                )
                 return "250 2.0.0 OK: queued"
 
         def authenticator(smtp, session, envelope, mechanism, auth_data):
-            ok = accept_login and auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
+            ok = (
+                accept_login
+                and auth_data.login == USER.encode()
+                and auth_data.password == PASSWORD.encode()
+            )
             # handled=False: aiosmtpd answers a failure with "535 5.7.8 Authentication credentials invalid"
             return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
         controller = Controller(
-            Handler(), hostname="127.0.0.1", port=server.port,
-            authenticator=authenticator, auth_require_tls=False, auth_required=True,
+            Handler(),
+            hostname="127.0.0.1",
+            port=server.port,
+            authenticator=authenticator,
+            auth_require_tls=False,
+            auth_required=True,
         )
         controller.start()
         controllers.append(controller)
@@ -237,7 +278,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
     """``shelfwise ARGV`` through the real entry point (expected errors -> one line, exit 1)."""
     from shelfwise.cli import cli, main
 
-    assert "digest" in cli.commands, "shelfwise/cli.py has no `digest` command yet (paste it from the digest report)"
+    assert "digest" in cli.commands, (
+        "shelfwise/cli.py has no `digest` command yet (paste it from the digest report)"
+    )
     capsys.readouterr()
     try:
         main(list(argv))
@@ -274,8 +317,12 @@ def test_read_favourites_accepts_json_and_lines(tmp_path: Path) -> None:
     lines = tmp_path / "f.txt"
     lines.write_bytes("\ufeff# comment\nThe Hobbit\n\n  Angels & Demons  \n".encode())
     assert mail.read_favourites(lines) == ["The Hobbit", "Angels & Demons"]
-    for bad, why in (('["a", 1]', "list of title strings"), ('{"a": 1}', "list of title strings"), ("[oops", "invalid JSON"),
-                     ("# only a comment\n", "no titles")):
+    for bad, why in (
+        ('["a", 1]', "list of title strings"),
+        ('{"a": 1}', "list of title strings"),
+        ("[oops", "invalid JSON"),
+        ("# only a comment\n", "no titles"),
+    ):
         lines.write_text(bad, encoding="utf-8")
         with pytest.raises(ShelfwiseError, match=re.escape(why)):
             mail.read_favourites(lines)
@@ -290,7 +337,9 @@ def test_digest_files_into_an_unwritable_place_are_a_one_line_error(tmp_path: Pa
     message.set_content("hello")
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    with pytest.raises(ShelfwiseError, match=re.escape(f"cannot write the digest to {blocker / 'sub'}")):
+    with pytest.raises(
+        ShelfwiseError, match=re.escape(f"cannot write the digest to {blocker / 'sub'}")
+    ):
         mail.write_message(message, blocker / "sub")
 
 
@@ -302,22 +351,49 @@ def test_week_seed_is_constant_within_an_iso_week() -> None:
 
 
 def test_smtp_settings_from_env_defaults_validation_and_secrecy() -> None:
-    base = {"SHELFWISE_SMTP_HOST": "mail.example.org", "SHELFWISE_MAIL_FROM": "a@example.org", "SHELFWISE_MAIL_TO": "b@example.org, C <c@example.org>"}
+    base = {
+        "SHELFWISE_SMTP_HOST": "mail.example.org",
+        "SHELFWISE_MAIL_FROM": "a@example.org",
+        "SHELFWISE_MAIL_TO": "b@example.org, C <c@example.org>",
+    }
     s = mail.SmtpSettings.from_env(base)
-    assert (s.host, s.port, s.security, s.mail_to, s.user, s.password) == ("mail.example.org", 587, "starttls", ("b@example.org", "c@example.org"), None, None)
+    assert (s.host, s.port, s.security, s.mail_to, s.user, s.password) == (
+        "mail.example.org",
+        587,
+        "starttls",
+        ("b@example.org", "c@example.org"),
+        None,
+        None,
+    )
     assert mail.SmtpSettings.from_env({**base, "SHELFWISE_SMTP_SECURITY": "SSL"}).port == 465
-    assert mail.SmtpSettings.from_env({**base, "SHELFWISE_SMTP_SECURITY": "none", "SHELFWISE_SMTP_PORT": "2525"}).port == 2525
-    secret = mail.SmtpSettings.from_env({**base, "SHELFWISE_SMTP_USER": USER, "SHELFWISE_SMTP_PASSWORD": PASSWORD})
+    assert (
+        mail.SmtpSettings.from_env(
+            {**base, "SHELFWISE_SMTP_SECURITY": "none", "SHELFWISE_SMTP_PORT": "2525"}
+        ).port
+        == 2525
+    )
+    secret = mail.SmtpSettings.from_env(
+        {**base, "SHELFWISE_SMTP_USER": USER, "SHELFWISE_SMTP_PASSWORD": PASSWORD}
+    )
     assert PASSWORD not in repr(secret) and PASSWORD not in str(secret)
-    assert PASSWORD not in secret.redact(f"echo {PASSWORD} and AUTH PLAIN " + base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode())
+    assert PASSWORD not in secret.redact(
+        f"echo {PASSWORD} and AUTH PLAIN "
+        + base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    )
     bad_cases = [
         ({}, "SHELFWISE_SMTP_HOST, SHELFWISE_MAIL_FROM, SHELFWISE_MAIL_TO"),
         ({**base, "SHELFWISE_SMTP_SECURITY": "tls"}, "starttls, ssl or none"),
         ({**base, "SHELFWISE_SMTP_PORT": "smtp"}, "port number"),
         ({**base, "SHELFWISE_SMTP_PORT": "70000"}, "1..65535"),
-        ({**base, "SHELFWISE_SMTP_PASSWORD": PASSWORD}, "both SHELFWISE_SMTP_USER and SHELFWISE_SMTP_PASSWORD"),
+        (
+            {**base, "SHELFWISE_SMTP_PASSWORD": PASSWORD},
+            "both SHELFWISE_SMTP_USER and SHELFWISE_SMTP_PASSWORD",
+        ),
         ({**base, "SHELFWISE_MAIL_TO": "nobody"}, "SHELFWISE_MAIL_TO"),
-        ({**base, "SHELFWISE_SMTP_TIMEOUT": "0"}, "SHELFWISE_SMTP_TIMEOUT must be a positive number of seconds, not '0'"),
+        (
+            {**base, "SHELFWISE_SMTP_TIMEOUT": "0"},
+            "SHELFWISE_SMTP_TIMEOUT must be a positive number of seconds, not '0'",
+        ),
         ({**base, "SHELFWISE_SMTP_TIMEOUT": "-5"}, "positive number of seconds"),
         ({**base, "SHELFWISE_SMTP_TIMEOUT": "nan"}, "positive number of seconds"),
     ]
@@ -340,7 +416,9 @@ def test_count_genre_matches_tag_substrings_case_insensitively() -> None:
            (4, []), (5, null), (6, ['true-crime']), (7, ['suspense'])"""
     )
     assert mail.count_genre(con, [1, 2, 3, 4, 5], ["thriller", "mystery"]) == 2
-    assert mail.count_genre(con, [1, 2, 3, 4, 5, 6, 7], mail.THRILLER_WORDS) == 4  # 1, 2 (once, for two tags), 6, 7
+    assert (
+        mail.count_genre(con, [1, 2, 3, 4, 5, 6, 7], mail.THRILLER_WORDS) == 4
+    )  # 1, 2 (once, for two tags), 6, 7
     assert mail.count_genre(con, [3, 4, 5], mail.THRILLER_WORDS) == 0
     assert mail.count_genre(con, [], mail.THRILLER_WORDS) == 0
     assert mail.count_genre(con, [1, 99], ["THRILLER"]) == 1
@@ -349,65 +427,138 @@ def test_count_genre_matches_tag_substrings_case_insensitively() -> None:
 # ============================================================================= build_digest on the tiny warehouse
 
 
-def test_build_digest_is_reproducible_and_never_recommends_a_favourite(con: duckdb.DuckDBPyConnection) -> None:
-    first = mail.build_digest(con, FAVOURITES, pick=3, n=8, kind="mf", rng=np.random.default_rng(7), history_weeks=8)
-    again = mail.build_digest(con, FAVOURITES, pick=3, n=8, kind="mf", rng=np.random.default_rng(7), history_weeks=8)
+def test_build_digest_is_reproducible_and_never_recommends_a_favourite(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    first = mail.build_digest(
+        con, FAVOURITES, pick=3, n=8, kind="mf", rng=np.random.default_rng(7), history_weeks=8
+    )
+    again = mail.build_digest(
+        con, FAVOURITES, pick=3, n=8, kind="mf", rng=np.random.default_rng(7), history_weeks=8
+    )
     assert [b.book_key for b in first.picked] == [b.book_key for b in again.picked]
     assert first.book_keys == again.book_keys
     assert len(first.picked) == 3 and len(first.recommendations) == 8
     assert len(first.favourites) == len(FAVOURITES)
     favourite_keys = {b.book_key for b in first.favourites}
     for seed in range(6):  # whichever three are picked, no favourite of the whole list comes back
-        d = mail.build_digest(con, FAVOURITES, pick=3, n=8, kind="mf", rng=np.random.default_rng(seed), history_weeks=8)
+        d = mail.build_digest(
+            con,
+            FAVOURITES,
+            pick=3,
+            n=8,
+            kind="mf",
+            rng=np.random.default_rng(seed),
+            history_weeks=8,
+        )
         assert not favourite_keys & set(d.book_keys)
         assert {r.closest.book_key for r in d.recommendations} <= {b.book_key for b in d.picked}
         assert [r.rank for r in d.recommendations] == list(range(1, 9))
-    picks = {tuple(b.book_key for b in mail.build_digest(con, FAVOURITES, pick=3, n=2, kind="mf", rng=np.random.default_rng(s), history_weeks=0).picked) for s in range(8)}
+    picks = {
+        tuple(
+            b.book_key
+            for b in mail.build_digest(
+                con,
+                FAVOURITES,
+                pick=3,
+                n=2,
+                kind="mf",
+                rng=np.random.default_rng(s),
+                history_weeks=0,
+            ).picked
+        )
+        for s in range(8)
+    }
     assert len(picks) > 1, "the seed must change which favourites are picked"
 
 
-def test_unknown_and_ambiguous_titles_are_reported_and_skipped(con: duckdb.DuckDBPyConnection) -> None:
+def test_unknown_and_ambiguous_titles_are_reported_and_skipped(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
     ambiguous = "the"  # a substring of many titles
-    d = mail.build_digest(con, [UNKNOWN, *DAN_BROWN, ambiguous], pick=5, n=5, kind="mf", rng=np.random.default_rng(0), history_weeks=8)
+    d = mail.build_digest(
+        con,
+        [UNKNOWN, *DAN_BROWN, ambiguous],
+        pick=5,
+        n=5,
+        kind="mf",
+        rng=np.random.default_rng(0),
+        history_weeks=8,
+    )
     assert [e.query for e in d.unresolved] == [UNKNOWN, ambiguous]
     unknown, amb = d.unresolved
-    assert isinstance(unknown, TitleNotFound) and not unknown.ambiguous and len(unknown.candidates) == 5
+    assert (
+        isinstance(unknown, TitleNotFound)
+        and not unknown.ambiguous
+        and len(unknown.candidates) == 5
+    )
     assert amb.ambiguous and len(amb.candidates) > 1
     assert sorted(re.sub(r"\s*\(.*\)$", "", b.title) for b in d.picked) == sorted(DAN_BROWN)
     assert len(d.recommendations) == 5
     text = mail.render_text(d)
     assert UNKNOWN in text and "did you mean" in text
     with pytest.raises(ShelfwiseError, match="none of the 2 favourite titles"):
-        mail.build_digest(con, [UNKNOWN, "Another Qqqq Missing"], pick=3, n=5, kind="mf", rng=np.random.default_rng(0), history_weeks=8)
+        mail.build_digest(
+            con,
+            [UNKNOWN, "Another Qqqq Missing"],
+            pick=3,
+            n=5,
+            kind="mf",
+            rng=np.random.default_rng(0),
+            history_weeks=8,
+        )
 
 
 def test_history_excludes_recent_digests_only(con: duckdb.DuckDBPyConnection) -> None:
     now = datetime(2030, 1, 7, 6, 30)
 
     def build(history_weeks: int, at: datetime) -> mail.Digest:
-        return mail.build_digest(con, DAN_BROWN, pick=3, n=8, kind="mf", rng=np.random.default_rng(1), history_weeks=history_weeks, now=at)
+        return mail.build_digest(
+            con,
+            DAN_BROWN,
+            pick=3,
+            n=8,
+            kind="mf",
+            rng=np.random.default_rng(1),
+            history_weeks=history_weeks,
+            now=at,
+        )
 
     first = build(8, now)
     digest_id = mail.record(con, first, ["reader@example.org"], sent_at=now)
     assert digest_id == 1
-    rows = con.execute("select rank, book_key, closest_key, recipient, run_id, kind, favourites from models.digests order by rank").fetchall()
+    rows = con.execute(
+        "select rank, book_key, closest_key, recipient, run_id, kind, favourites from models.digests order by rank"
+    ).fetchall()
     assert [(r[0], r[1]) for r in rows] == list(enumerate(first.book_keys, 1))
-    assert {r[3] for r in rows} == {"reader@example.org"} and {r[4] for r in rows} == {first.run_id} and {r[5] for r in rows} == {"mf"}
+    assert (
+        {r[3] for r in rows} == {"reader@example.org"}
+        and {r[4] for r in rows} == {first.run_id}
+        and {r[5] for r in rows} == {"mf"}
+    )
     assert [f["book_key"] for f in json.loads(rows[0][6])] == [b.book_key for b in first.picked]
 
     week_later = build(8, now + timedelta(weeks=1))
     assert not set(first.book_keys) & set(week_later.book_keys)
     assert set(week_later.history_excluded) == set(first.book_keys)
-    assert build(0, now + timedelta(weeks=1)).book_keys == first.book_keys  # no history window: same books
+    assert (
+        build(0, now + timedelta(weeks=1)).book_keys == first.book_keys
+    )  # no history window: same books
     # The 8th weekly digest back still counts, even when this week's timer fires a little later.
     assert not set(first.book_keys) & set(build(8, now + timedelta(weeks=8, minutes=10)).book_keys)
-    assert build(8, now + timedelta(weeks=9)).book_keys == first.book_keys  # sent too long ago to matter
+    assert (
+        build(8, now + timedelta(weeks=9)).book_keys == first.book_keys
+    )  # sent too long ago to matter
 
 
 def test_thriller_favourites_get_thrillers(con: duckdb.DuckDBPyConnection) -> None:
     """The acceptance figure on tiny data: the Dan Brown digest holds >= 3 thrillers/mysteries, unlike Tolkien's."""
-    thrillers = mail.build_digest(con, DAN_BROWN, pick=3, n=8, kind="als", rng=np.random.default_rng(0), history_weeks=0)
-    fantasy = mail.build_digest(con, TOLKIEN, pick=3, n=8, kind="als", rng=np.random.default_rng(0), history_weeks=0)
+    thrillers = mail.build_digest(
+        con, DAN_BROWN, pick=3, n=8, kind="als", rng=np.random.default_rng(0), history_weeks=0
+    )
+    fantasy = mail.build_digest(
+        con, TOLKIEN, pick=3, n=8, kind="als", rng=np.random.default_rng(0), history_weeks=0
+    )
     n_thrillers = mail.count_genre(con, thrillers.book_keys, mail.THRILLER_WORDS)
     assert n_thrillers >= 3
     assert n_thrillers > mail.count_genre(con, fantasy.book_keys, mail.THRILLER_WORDS)
@@ -438,11 +589,24 @@ def test_render_has_text_and_html_parts_with_every_book_escaped() -> None:
     fav_a = _book(1, "Angels & Demons", "Dan Brown", 960, None)
     fav_b = _book(2, "Digital Fortress", "Dan Brown", 11125, None)
     recs = (
-        mail.Recommendation(1, _book(10, "<Deception> Point", "Dan Brown", 976, "https://images.example/976.jpg"), fav_b),
-        mail.Recommendation(2, _book(11, "The Lost Symbol", "Dan Brown & Co", 6411961, "javascript:alert(1)"), fav_a),
+        mail.Recommendation(
+            1,
+            _book(10, "<Deception> Point", "Dan Brown", 976, "https://images.example/976.jpg"),
+            fav_b,
+        ),
+        mail.Recommendation(
+            2, _book(11, "The Lost Symbol", "Dan Brown & Co", 6411961, "javascript:alert(1)"), fav_a
+        ),
     )
-    d = mail.Digest(run_id=4, kind="mf", picked=(fav_a, fav_b), favourites=(fav_a, fav_b), recommendations=recs,
-                    unresolved=(TitleNotFound("Inferno?", ["Inferno (Dan Brown)"], ambiguous=False),), created_at=datetime(2030, 1, 7, 6, 30))
+    d = mail.Digest(
+        run_id=4,
+        kind="mf",
+        picked=(fav_a, fav_b),
+        favourites=(fav_a, fav_b),
+        recommendations=recs,
+        unresolved=(TitleNotFound("Inferno?", ["Inferno (Dan Brown)"], ambiguous=False),),
+        created_at=datetime(2030, 1, 7, 6, 30),
+    )
     message = mail.render(d, sender="digest@example.org", recipients=["reader@example.org"])
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
@@ -451,17 +615,29 @@ def test_render_has_text_and_html_parts_with_every_book_escaped() -> None:
     text = message.get_body(("plain",)).get_content()
     page = message.get_body(("html",)).get_content()
     assert "1. <Deception> Point by Dan Brown" in text and "closest to: Digital Fortress" in text
-    assert "https://www.goodreads.com/book/show/976" in text and "Cover: https://images.example/976.jpg" in text
+    assert (
+        "https://www.goodreads.com/book/show/976" in text
+        and "Cover: https://images.example/976.jpg" in text
+    )
     assert "2. The Lost Symbol by Dan Brown & Co" in text and "closest to: Angels & Demons" in text
     assert "javascript:" not in text and "javascript:" not in page
-    assert "&lt;Deception&gt; Point" in page and "<Deception>" not in page and "Dan Brown &amp; Co" in page
+    assert (
+        "&lt;Deception&gt; Point" in page
+        and "<Deception>" not in page
+        and "Dan Brown &amp; Co" in page
+    )
     links = _Links()
     links.feed(page)
     assert [h for h in links.hrefs if "goodreads.com" in h] == [
-        "https://www.goodreads.com/book/show/976", "https://www.goodreads.com/book/show/976",
-        "https://www.goodreads.com/book/show/6411961", "https://www.goodreads.com/book/show/6411961",
+        "https://www.goodreads.com/book/show/976",
+        "https://www.goodreads.com/book/show/976",
+        "https://www.goodreads.com/book/show/6411961",
+        "https://www.goodreads.com/book/show/6411961",
     ]
-    assert links.imgs == ["https://images.example/976.jpg"] and "https://images.example/976.jpg" in links.hrefs
+    assert (
+        links.imgs == ["https://images.example/976.jpg"]
+        and "https://images.example/976.jpg" in links.hrefs
+    )
     assert "Inferno?" in text and "Inferno?" in page
 
 
@@ -469,7 +645,18 @@ def test_render_has_text_and_html_parts_with_every_book_escaped() -> None:
 
 
 def _common(db: Path, favourites_file: Path, *extra: str) -> list[str]:
-    return ["digest", "--favorites", str(favourites_file), "--db", str(db), "--seed", "5", "--n", "6", *extra]
+    return [
+        "digest",
+        "--favorites",
+        str(favourites_file),
+        "--db",
+        str(db),
+        "--seed",
+        "5",
+        "--n",
+        "6",
+        *extra,
+    ]
 
 
 def _assert_secret_absent(*texts: str) -> None:
@@ -493,11 +680,17 @@ def test_send_delivers_multipart_message_and_records_it(
     assert len(server.received) == 1
     got = server.received[0]
     assert got.login == USER.encode()
-    assert got.mail_from == "digest@example.org" and got.rcpt_tos == ["reader@example.org", "second@example.org"]
+    assert got.mail_from == "digest@example.org" and got.rcpt_tos == [
+        "reader@example.org",
+        "second@example.org",
+    ]
     message = got.message
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-    assert "Shelfwise <digest@example.org>" in message["From"] and "second@example.org" in message["To"]
+    assert (
+        "Shelfwise <digest@example.org>" in message["From"]
+        and "second@example.org" in message["To"]
+    )
 
     rows = history(db)
     assert [(r[0], r[1]) for r in rows] == [(1, i) for i in range(1, 7)]
@@ -511,14 +704,22 @@ def test_send_delivers_multipart_message_and_records_it(
     assert re.findall(r"^\d+\. (.+?)(?: by .*)?$", text, flags=re.M) == [t for t, _ in sent]
     links = _Links()
     links.feed(message.get_body(("html",)).get_content())
-    listed = list(dict.fromkeys(int(h.rsplit("/", 1)[1]) for h in links.hrefs if "goodreads.com/book/show/" in h))
+    listed = list(
+        dict.fromkeys(
+            int(h.rsplit("/", 1)[1]) for h in links.hrefs if "goodreads.com/book/show/" in h
+        )
+    )
     assert listed == [g for _, g in sent]
     assert sorted(p.name for p in out_dir.iterdir()) == ["digest.eml", "digest.html", "digest.txt"]
-    assert (out_dir / "digest.txt").read_text(encoding="utf-8") == text.replace("\r\n", "\n")  # the wire has CRLF
+    assert (out_dir / "digest.txt").read_text(encoding="utf-8") == text.replace(
+        "\r\n", "\n"
+    )  # the wire has CRLF
     _assert_secret_absent(*(p.read_text(encoding="utf-8") for p in out_dir.iterdir()))
 
 
-def test_second_digest_repeats_none_of_the_first(db: Path, favourites_file: Path, smtp_server, smtp_env, capsys) -> None:
+def test_second_digest_repeats_none_of_the_first(
+    db: Path, favourites_file: Path, smtp_server, smtp_env, capsys
+) -> None:
     server = smtp_server()
     smtp_env(server.port)
     for _ in range(2):  # same seed, so the same favourites are picked: only the history can differ
@@ -538,11 +739,21 @@ def test_second_digest_repeats_none_of_the_first(db: Path, favourites_file: Path
         ("login", "login refused (535"),
         ("closed", "connection refused"),
         ("starttls", "STARTTLS extension not supported by server. (check SHELFWISE_SMTP_SECURITY)"),
-        ("recipients", "every recipient was refused: reader@example.org (550 5.1.1 No such user); second@example.org (550"),
+        (
+            "recipients",
+            "every recipient was refused: reader@example.org (550 5.1.1 No such user); second@example.org (550",
+        ),
     ],
 )
 def test_failed_send_exits_nonzero_records_nothing_and_hides_the_password(
-    failure: str, expected: str, db: Path, favourites_file: Path, smtp_server, smtp_env, monkeypatch, capsys
+    failure: str,
+    expected: str,
+    db: Path,
+    favourites_file: Path,
+    smtp_server,
+    smtp_env,
+    monkeypatch,
+    capsys,
 ) -> None:
     if failure == "closed":
         port = _free_port()  # nothing listens there
@@ -555,7 +766,9 @@ def test_failed_send_exits_nonzero_records_nothing_and_hides_the_password(
         port = server.port
     smtp_env(port)
     if failure == "starttls":
-        monkeypatch.setenv("SHELFWISE_SMTP_SECURITY", "starttls")  # the test server offers no STARTTLS
+        monkeypatch.setenv(
+            "SHELFWISE_SMTP_SECURITY", "starttls"
+        )  # the test server offers no STARTTLS
     with connect(db) as c:
         mail.ensure_history(c)  # an existing, empty history must stay empty
     before = history(db)
@@ -594,7 +807,9 @@ def test_partly_refused_recipients_record_who_got_it_and_exit_nonzero(
     assert len(rows) == 6 and {r[3] for r in rows} == {"reader@example.org"}
 
 
-def test_dry_run_neither_sends_nor_records(db: Path, favourites_file: Path, smtp_server, smtp_env, capsys) -> None:
+def test_dry_run_neither_sends_nor_records(
+    db: Path, favourites_file: Path, smtp_server, smtp_env, capsys
+) -> None:
     server = smtp_server()
     smtp_env(server.port)
     run = run_cli(capsys, *_common(db, favourites_file, "--send", "--dry-run"))
@@ -604,7 +819,9 @@ def test_dry_run_neither_sends_nor_records(db: Path, favourites_file: Path, smtp
     assert server.received == [] and history(db) == []
 
 
-def test_send_without_settings_names_the_missing_variables(db: Path, favourites_file: Path, monkeypatch, capsys) -> None:
+def test_send_without_settings_names_the_missing_variables(
+    db: Path, favourites_file: Path, monkeypatch, capsys
+) -> None:
     for name in ("SHELFWISE_SMTP_HOST", "SHELFWISE_MAIL_FROM", "SHELFWISE_MAIL_TO"):
         monkeypatch.delenv(name, raising=False)
     run = run_cli(capsys, *_common(db, favourites_file, "--send"))
@@ -617,7 +834,10 @@ def test_only_unknown_titles_is_an_error(db: Path, tmp_path: Path, capsys) -> No
     f.write_text(json.dumps([UNKNOWN]), encoding="utf-8")
     run = run_cli(capsys, *_common(db, f))
     assert run.code == 1
-    assert f"none of the 1 favourite titles matches one book of the mf model: title '{UNKNOWN}' matches no book" in run.err
+    assert (
+        f"none of the 1 favourite titles matches one book of the mf model: title '{UNKNOWN}' matches no book"
+        in run.err
+    )
 
 
 # ============================================================================= scheduling files
@@ -676,7 +896,9 @@ def systemd_unit(path: Path) -> dict[str, dict[str, list[str]]]:
             section = unit.setdefault(s[1:-1], {})
             continue
         key, sep, value = s.partition("=")
-        assert sep and section is not None, f"{path.name}: not a key=value line in a section: {line!r}"
+        assert sep and section is not None, (
+            f"{path.name}: not a key=value line in a section: {line!r}"
+        )
         section.setdefault(key.strip(), []).append(value.strip())
     return unit
 
@@ -694,19 +916,25 @@ def _local(argv: list[str], favourites: Path) -> list[str]:
     return [str(favourites) if a == FAVOURITES_PATH else a for a in argv]
 
 
-def test_cron_entry_runs_refresh_then_digest_weekly(db: Path, favourites_file: Path, capsys) -> None:
+def test_cron_entry_runs_refresh_then_digest_weekly(
+    db: Path, favourites_file: Path, capsys
+) -> None:
     jobs = cron_jobs(DEPLOY / "shelfwise-digest.cron")
     assert len(jobs) == 1
     schedule, user, command = jobs[0]
     for text, (lo, hi), names in zip(schedule, _CRON_RANGES, [None, None, None, None, _DAYS]):
         assert _cron_field_ok(text, lo, hi, names), f"bad cron field {text!r}"
-    assert schedule[2] == schedule[3] == "*" and re.fullmatch(r"[0-7]|mon|tue|wed|thu|fri|sat|sun", schedule[4], re.I), "weekly: one weekday"
+    assert schedule[2] == schedule[3] == "*" and re.fullmatch(
+        r"[0-7]|mon|tue|wed|thu|fri|sat|sun", schedule[4], re.I
+    ), "weekly: one weekday"
     assert user == "shelfwise"
     assert "%" not in command, "cron turns % into a newline"
     steps = [shlex.split(step) for step in command.split(" && ")]
     assert steps[0] == ["cd", "/opt/shelfwise"] and [".", ENV_FILE] in steps
     argvs = shelfwise_argvs(steps)
-    assert [s for s in steps if s and Path(s[0]).name == "shelfwise"] == [s for s in steps[-2:]], "refresh and digest come last"
+    assert [s for s in steps if s and Path(s[0]).name == "shelfwise"] == [s for s in steps[-2:]], (
+        "refresh and digest come last"
+    )
     _check_invocations(argvs, favourites_file)
     # The digest line itself runs against a real warehouse when made a dry run.
     run = run_cli(capsys, *_local(argvs[1], favourites_file), "--dry-run", "--db", str(db))
@@ -719,7 +947,11 @@ def test_systemd_service_and_timer(favourites_file: Path) -> None:
     service = systemd_unit(DEPLOY / "shelfwise-digest.service")
     timer = systemd_unit(DEPLOY / "shelfwise-digest.timer")
     svc = service["Service"]
-    assert svc["Type"] == ["oneshot"] and svc["User"] == ["shelfwise"] and svc["WorkingDirectory"] == ["/opt/shelfwise"]
+    assert (
+        svc["Type"] == ["oneshot"]
+        and svc["User"] == ["shelfwise"]
+        and svc["WorkingDirectory"] == ["/opt/shelfwise"]
+    )
     assert svc["EnvironmentFile"] == [ENV_FILE]
     commands = [shlex.split(c) for c in svc["ExecStart"]]
     assert all(c[0] == "/opt/shelfwise/.venv/bin/shelfwise" for c in commands)
@@ -730,7 +962,9 @@ def test_systemd_service_and_timer(favourites_file: Path) -> None:
     assert cron_argvs == shelfwise_argvs(commands)
     t = timer["Timer"]
     assert t["Unit"] == ["shelfwise-digest.service"] and t["Persistent"] == ["true"]
-    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \*-\*-\* \d\d:\d\d(:\d\d)?", t["OnCalendar"][0])
+    assert re.fullmatch(
+        r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \*-\*-\* \d\d:\d\d(:\d\d)?", t["OnCalendar"][0]
+    )
     assert timer["Install"]["WantedBy"] == ["timers.target"]
 
 
@@ -745,14 +979,26 @@ def test_systemd_analyze_verifies_the_units(tmp_path: Path) -> None:
     # Verify the real files with the production paths swapped for ones that exist on this machine.
     for name in ("shelfwise-digest.service", "shelfwise-digest.timer"):
         text = (DEPLOY / name).read_text(encoding="utf-8")
-        text = text.replace("/opt/shelfwise/.venv/bin/shelfwise", str(executable)).replace(ENV_FILE, str(env_file))
+        text = text.replace("/opt/shelfwise/.venv/bin/shelfwise", str(executable)).replace(
+            ENV_FILE, str(env_file)
+        )
         text = text.replace("/opt/shelfwise", str(REPO))
         (tmp_path / name).write_text(text, encoding="utf-8")
-    calendar = subprocess.run([analyze, "calendar", systemd_unit(DEPLOY / "shelfwise-digest.timer")["Timer"]["OnCalendar"][0]], capture_output=True, text=True)
+    calendar = subprocess.run(
+        [
+            analyze,
+            "calendar",
+            systemd_unit(DEPLOY / "shelfwise-digest.timer")["Timer"]["OnCalendar"][0],
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert calendar.returncode == 0, calendar.stderr
     result = subprocess.run(
         [analyze, "verify", "--man=no", "shelfwise-digest.service", "shelfwise-digest.timer"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0 and "shelfwise-digest" not in result.stderr, result.stderr
 
@@ -763,5 +1009,8 @@ def test_commands_in_the_docs_are_valid(favourites_file: Path) -> None:
     assert len(lines) >= 4
     for line in lines:
         argv = shlex.split(line.split(" #")[0])[1:]
-        argv = [str(favourites_file) if a.endswith(("favourites.txt", "favourites.json")) else a for a in argv]
+        argv = [
+            str(favourites_file) if a.endswith(("favourites.txt", "favourites.json")) else a
+            for a in argv
+        ]
         parse_cli(argv)

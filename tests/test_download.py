@@ -57,7 +57,11 @@ class RangeHandler(BaseHTTPRequestHandler):
         name = unquote(self.path.lstrip("/"))
         with self.server.lock:
             self.server.requests.append(
-                {"path": name, "range": self.headers.get("Range"), "if_range": self.headers.get("If-Range")}
+                {
+                    "path": name,
+                    "range": self.headers.get("Range"),
+                    "if_range": self.headers.get("If-Range"),
+                }
             )
             number = len(self.server.requests)
             body = self.server.files.get(name)
@@ -143,7 +147,9 @@ def serve() -> Iterator[Callable[..., FileServer]]:
 
     def start(handler: type[BaseHTTPRequestHandler], files: dict[str, bytes]) -> FileServer:
         server = FileServer(handler, files)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         thread.start()
         servers.append((server, thread))
         return server
@@ -163,12 +169,18 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def body() -> bytes:
     # ~200 KB: several read chunks, so "halfway" really is mid-stream.
-    return b"user_id,book_id,rating\n" + b"".join(f"{i},{i % 977 + 1},{i % 5 + 1}\n".encode() for i in range(20_000))
+    return b"user_id,book_id,rating\n" + b"".join(
+        f"{i},{i % 977 + 1},{i % 5 + 1}\n".encode() for i in range(20_000)
+    )
 
 
 def remote(name: str, data: bytes | None, pinned: bool = True) -> RemoteFile:
     # The URL's host must never be contacted: base_url replaces its directory.
-    return RemoteFile(name, f"https://example.invalid/data/{name}", sha(data) if pinned and data is not None else None)
+    return RemoteFile(
+        name,
+        f"https://example.invalid/data/{name}",
+        sha(data) if pinned and data is not None else None,
+    )
 
 
 def test_fresh_download_gives_identical_bytes(serve, tmp_path: Path, body: bytes) -> None:
@@ -180,17 +192,24 @@ def test_fresh_download_gives_identical_bytes(serve, tmp_path: Path, body: bytes
     assert paths == [tmp_path / "out" / "ratings.csv", tmp_path / "out" / "tags.csv"]
     assert paths[0].read_bytes() == body
     assert sha(paths[1].read_bytes()) == files[1].sha256
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ratings.csv", "tags.csv"]  # no .part, no sidecar
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ratings.csv",
+        "tags.csv",
+    ]  # no .part, no sidecar
     assert [r["range"] for r in server.requests] == [None, None]
 
 
 def test_progress_bar_does_not_break_download(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(RangeHandler, {"ratings.csv": body})
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url + "/", progress=True)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url + "/", progress=True
+    )
     assert path.read_bytes() == body
 
 
-def test_interrupted_download_keeps_part_and_next_call_resumes(serve, tmp_path: Path, body: bytes) -> None:
+def test_interrupted_download_keeps_part_and_next_call_resumes(
+    serve, tmp_path: Path, body: bytes
+) -> None:
     server = serve(DropFirstHandler, {"ratings.csv": body})
     files = [remote("ratings.csv", body)]
     final, part = tmp_path / "ratings.csv", tmp_path / "ratings.csv.part"
@@ -214,14 +233,20 @@ def test_interrupted_download_keeps_part_and_next_call_resumes(serve, tmp_path: 
 
 def test_dropped_connection_is_retried_within_one_call(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(DropFirstHandler, {"ratings.csv": body})
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False, retries=1)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False, retries=1
+    )
     assert path.read_bytes() == body
     assert [r["range"] for r in server.requests] == [None, f"bytes={len(body) // 2}-"]
 
 
-def test_attempts_that_make_progress_do_not_use_up_retries(serve, tmp_path: Path, body: bytes) -> None:
+def test_attempts_that_make_progress_do_not_use_up_retries(
+    serve, tmp_path: Path, body: bytes
+) -> None:
     server = serve(DropTwiceHandler, {"ratings.csv": body})
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False, retries=1)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False, retries=1
+    )
     assert path.read_bytes() == body
     assert len(server.requests) == 3
 
@@ -229,7 +254,13 @@ def test_attempts_that_make_progress_do_not_use_up_retries(serve, tmp_path: Path
 def test_retries_end_when_restarts_make_no_progress(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(IgnoreRangeAlwaysDropHandler, {"ratings.csv": body})
     with pytest.raises(ShelfwiseError, match="after 3 attempts"):
-        download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False, retries=2)
+        download_files(
+            [remote("ratings.csv", body)],
+            tmp_path,
+            base_url=server.base_url,
+            progress=False,
+            retries=2,
+        )
     assert len(server.requests) == 3
     assert not (tmp_path / "ratings.csv").exists()
 
@@ -253,7 +284,9 @@ def test_checksum_mismatch_raises_and_leaves_nothing(serve, tmp_path: Path, body
     server = serve(CorruptHandler, {"books.csv": body})
 
     with pytest.raises(ShelfwiseError) as info:
-        download_files([remote("books.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+        download_files(
+            [remote("books.csv", body)], tmp_path, base_url=server.base_url, progress=False
+        )
 
     message = str(info.value)
     assert "\n" not in message
@@ -266,7 +299,9 @@ def test_complete_file_is_not_fetched_again(serve, tmp_path: Path, body: bytes) 
     server = serve(RangeHandler, {"ratings.csv": body})
     (tmp_path / "ratings.csv").write_bytes(body)
 
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False
+    )
 
     assert path.read_bytes() == body
     assert server.requests == []
@@ -275,12 +310,16 @@ def test_complete_file_is_not_fetched_again(serve, tmp_path: Path, body: bytes) 
 def test_existing_file_with_wrong_checksum_is_replaced(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(RangeHandler, {"ratings.csv": body})
     (tmp_path / "ratings.csv").write_bytes(b"stale")
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False
+    )
     assert path.read_bytes() == body
     assert len(server.requests) == 1
 
 
-def test_unpinned_file_gets_sidecar_and_is_then_verified_by_it(serve, tmp_path: Path, body: bytes, caplog) -> None:
+def test_unpinned_file_gets_sidecar_and_is_then_verified_by_it(
+    serve, tmp_path: Path, body: bytes, caplog
+) -> None:
     server = serve(RangeHandler, {"to_read.csv": body})
     files = [remote("to_read.csv", body, pinned=False)]
     sidecar = tmp_path / "to_read.csv.sha256"
@@ -299,15 +338,23 @@ def test_unpinned_file_gets_sidecar_and_is_then_verified_by_it(serve, tmp_path: 
 
     server.files["to_read.csv"] = body + b"1,2\n"  # upstream changed: the sidecar pin catches it
     (tmp_path / "to_read.csv").unlink()
-    with pytest.raises(ShelfwiseError, match=r"checksum mismatch for to_read\.csv .*to_read\.csv\.sha256"):
+    with pytest.raises(
+        ShelfwiseError, match=r"checksum mismatch for to_read\.csv .*to_read\.csv\.sha256"
+    ):
         download_files(files, tmp_path, base_url=server.base_url, progress=False)
 
 
-def test_server_ignoring_range_still_gives_correct_bytes(serve, tmp_path: Path, body: bytes) -> None:
+def test_server_ignoring_range_still_gives_correct_bytes(
+    serve, tmp_path: Path, body: bytes
+) -> None:
     server = serve(IgnoreRangeHandler, {"ratings.csv": body})
-    (tmp_path / "ratings.csv.part").write_bytes(b"X" * 5000)  # wrong bytes: must be thrown away, not appended to
+    (tmp_path / "ratings.csv.part").write_bytes(
+        b"X" * 5000
+    )  # wrong bytes: must be thrown away, not appended to
 
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False
+    )
 
     assert path.read_bytes() == body
     assert server.requests[0]["range"] == "bytes=5000-"
@@ -316,9 +363,13 @@ def test_server_ignoring_range_still_gives_correct_bytes(serve, tmp_path: Path, 
 
 def test_part_that_is_already_complete_is_finished(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(RangeHandler, {"ratings.csv": body})
-    (tmp_path / "ratings.csv.part").write_bytes(body)  # crashed after the last byte, before the rename
+    (tmp_path / "ratings.csv.part").write_bytes(
+        body
+    )  # crashed after the last byte, before the rename
 
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False
+    )
 
     assert path.read_bytes() == body
     assert [r["range"] for r in server.requests] == [f"bytes={len(body)}-"]
@@ -327,21 +378,31 @@ def test_part_that_is_already_complete_is_finished(serve, tmp_path: Path, body: 
 def test_part_longer_than_file_restarts(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(RangeHandler, {"ratings.csv": body})
     (tmp_path / "ratings.csv.part").write_bytes(body + b"extra")
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False
+    )
     assert path.read_bytes() == body
     assert [r["range"] for r in server.requests] == [f"bytes={len(body) + 5}-", None]
 
 
 def test_http_503_is_retried(serve, tmp_path: Path, body: bytes) -> None:
     server = serve(Flaky503Handler, {"ratings.csv": body})
-    [path] = download_files([remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False)
+    [path] = download_files(
+        [remote("ratings.csv", body)], tmp_path, base_url=server.base_url, progress=False
+    )
     assert path.read_bytes() == body and len(server.requests) == 2
 
 
 def test_http_404_fails_at_once_with_one_line(serve, tmp_path: Path) -> None:
     server = serve(RangeHandler, {})
     with pytest.raises(ShelfwiseError) as info:
-        download_files([remote("missing.csv", b"")], tmp_path, base_url=server.base_url, progress=False, retries=3)
+        download_files(
+            [remote("missing.csv", b"")],
+            tmp_path,
+            base_url=server.base_url,
+            progress=False,
+            retries=3,
+        )
     message = str(info.value)
     assert "\n" not in message and "404" in message and f"{server.base_url}/missing.csv" in message
     assert len(server.requests) == 1
@@ -358,7 +419,14 @@ def _closed_port() -> int:
 def test_unreachable_port_raises_one_line_error(tmp_path: Path, retries: int) -> None:
     base_url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(ShelfwiseError) as info:
-        download_files([remote("ratings.csv", b"x")], tmp_path, base_url=base_url, progress=False, timeout=2, retries=retries)
+        download_files(
+            [remote("ratings.csv", b"x")],
+            tmp_path,
+            base_url=base_url,
+            progress=False,
+            timeout=2,
+            retries=retries,
+        )
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"could not download {base_url}/ratings.csv: ")
@@ -369,7 +437,9 @@ def test_unreachable_port_raises_one_line_error(tmp_path: Path, retries: int) ->
 
 def test_non_http_base_url_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ShelfwiseError, match="only http and https"):
-        download_files([remote("ratings.csv", b"x")], tmp_path, base_url=f"file://{tmp_path}", progress=False)
+        download_files(
+            [remote("ratings.csv", b"x")], tmp_path, base_url=f"file://{tmp_path}", progress=False
+        )
 
 
 def test_remote_file_validates_name_and_checksum() -> None:
@@ -390,9 +460,14 @@ def test_goodbooks_file_list_matches_the_loader() -> None:
     }
 
 
-def test_download_goodbooks_uses_base_url(serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_goodbooks_uses_base_url(
+    serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     contents = {f.name: f"{f.name}\n1\n".encode() for f in GOODBOOKS_FILES}
-    fake = tuple(RemoteFile(f.name, f.url, sha(contents[f.name]) if f.sha256 else None) for f in GOODBOOKS_FILES)
+    fake = tuple(
+        RemoteFile(f.name, f.url, sha(contents[f.name]) if f.sha256 else None)
+        for f in GOODBOOKS_FILES
+    )
     monkeypatch.setattr(download, "GOODBOOKS_FILES", fake)
     server = serve(RangeHandler, contents)
 

@@ -21,8 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"  # 1,000 real books (most rated), with their tags
 REAL = REPO.parent / "shared" / "data" / "goodbooks-10k"  # the full real books.csv
 
-DAN_BROWN = {"The Da Vinci Code": 26, "Angels & Demons": 9, "Deception Point": 145, "Digital Fortress": 170,
-             "The Lost Symbol": 201, "Inferno": 240}  # goodbooks book_id
+DAN_BROWN = {
+    "The Da Vinci Code": 26,
+    "Angels & Demons": 9,
+    "Deception Point": 145,
+    "Digital Fortress": 170,
+    "The Lost Symbol": 201,
+    "Inferno": 240,
+}  # goodbooks book_id
 
 
 def sample_inputs() -> dict[str, Path]:
@@ -39,8 +45,10 @@ def read_ints(path: Path) -> pl.DataFrame:
 
 def books_table(path: Path) -> pl.DataFrame:
     cols = ["book_id", "goodreads_book_id", "ratings_count", *[f"ratings_{s}" for s in range(1, 6)]]
-    return pl.read_csv(path, infer_schema=False).select(["title", *cols]).with_columns(
-        [pl.col(c).cast(pl.Int64) for c in cols]
+    return (
+        pl.read_csv(path, infer_schema=False)
+        .select(["title", *cols])
+        .with_columns([pl.col(c).cast(pl.Int64) for c in cols])
     )
 
 
@@ -56,7 +64,9 @@ def rate_of(ratings: pl.DataFrame, book_id: int) -> set[int]:
 @pytest.fixture(scope="module")
 def goodbooks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
     dest = tmp_path_factory.mktemp("goodbooks")
-    counts = generate_goodbooks(dest, n_ratings=200_000, n_users=4_000, seed=7, progress=False, **sample_inputs())
+    counts = generate_goodbooks(
+        dest, n_ratings=200_000, n_users=4_000, seed=7, progress=False, **sample_inputs()
+    )
     return dest, counts
 
 
@@ -80,7 +90,9 @@ def test_goodbooks_files_headers_and_ranges(goodbooks: tuple[Path, dict[str, int
     assert ratings["user_id"].is_sorted() and to_read["user_id"].is_sorted()
 
 
-def test_goodbooks_no_duplicate_pairs_and_to_read_not_rated(goodbooks: tuple[Path, dict[str, int]]) -> None:
+def test_goodbooks_no_duplicate_pairs_and_to_read_not_rated(
+    goodbooks: tuple[Path, dict[str, int]],
+) -> None:
     dest, _ = goodbooks
     ratings, to_read = read_ints(dest / "ratings.csv"), read_ints(dest / "to_read.csv")
     assert ratings.select("user_id", "book_id").is_duplicated().sum() == 0
@@ -91,7 +103,9 @@ def test_goodbooks_no_duplicate_pairs_and_to_read_not_rated(goodbooks: tuple[Pat
 def test_goodbooks_metadata_copied_byte_for_byte(goodbooks: tuple[Path, dict[str, int]]) -> None:
     dest, counts = goodbooks
     for name in ("books", "tags", "book_tags"):
-        assert (dest / f"{name}.csv").read_bytes() == gzip.decompress((SAMPLE / f"{name}.csv.gz").read_bytes())
+        assert (dest / f"{name}.csv").read_bytes() == gzip.decompress(
+            (SAMPLE / f"{name}.csv.gz").read_bytes()
+        )
         assert counts[f"{name}.csv"] == len((dest / f"{name}.csv").read_bytes().splitlines()) - 1
 
 
@@ -104,11 +118,18 @@ def test_goodbooks_popularity_follows_ratings_count(goodbooks: tuple[Path, dict[
     assert books["len"].max() > 8 * books["len"].median()
 
 
-def test_goodbooks_star_distribution_follows_each_books_histogram(goodbooks: tuple[Path, dict[str, int]]) -> None:
+def test_goodbooks_star_distribution_follows_each_books_histogram(
+    goodbooks: tuple[Path, dict[str, int]],
+) -> None:
     dest, _ = goodbooks
-    per_book = read_ints(dest / "ratings.csv").group_by("book_id").agg(
-        pl.len().alias("n"), *[(pl.col("rating") == s).mean().alias(f"gen_{s}") for s in range(1, 6)],
-        pl.col("rating").mean().alias("gen_mean"),
+    per_book = (
+        read_ints(dest / "ratings.csv")
+        .group_by("book_id")
+        .agg(
+            pl.len().alias("n"),
+            *[(pl.col("rating") == s).mean().alias(f"gen_{s}") for s in range(1, 6)],
+            pl.col("rating").mean().alias("gen_mean"),
+        )
     )
     books = books_table(dest / "books.csv").join(per_book, on="book_id").filter(pl.col("n") >= 100)
     hist = books.select([f"ratings_{s}" for s in range(1, 6)]).to_numpy().astype(float)
@@ -132,25 +153,41 @@ def test_goodbooks_plants_a_dan_brown_cluster(goodbooks: tuple[Path, dict[str, i
     dest, _ = goodbooks
     ratings = read_ints(dest / "ratings.csv")
     davinci = rate_of(ratings, DAN_BROWN["The Da Vinci Code"])
-    others = set().union(*(rate_of(ratings, b) for t, b in DAN_BROWN.items() if t != "The Da Vinci Code"))
+    others = set().union(
+        *(rate_of(ratings, b) for t, b in DAN_BROWN.items() if t != "The Da Vinci Code")
+    )
     users = ratings["user_id"].n_unique()
     assert len(davinci) > 100
     share_fans = len(davinci & others) / len(davinci)
     base = len(others) / users
     assert share_fans > 2 * base, (share_fans, base)
     # ...and those who liked The Da Vinci Code rate the other Dan Brown novels higher.
-    liked = set(ratings.filter((pl.col("book_id") == 26) & (pl.col("rating") >= 4))["user_id"].to_list())
-    other_ratings = ratings.filter(pl.col("book_id").is_in(list(DAN_BROWN.values())) & (pl.col("book_id") != 26))
+    liked = set(
+        ratings.filter((pl.col("book_id") == 26) & (pl.col("rating") >= 4))["user_id"].to_list()
+    )
+    other_ratings = ratings.filter(
+        pl.col("book_id").is_in(list(DAN_BROWN.values())) & (pl.col("book_id") != 26)
+    )
     other_ratings = other_ratings.filter(pl.col("user_id").is_in(list(davinci)))
-    by_liking = other_ratings.group_by(pl.col("user_id").is_in(list(liked)).alias("liked")).agg(pl.col("rating").mean())
+    by_liking = other_ratings.group_by(pl.col("user_id").is_in(list(liked)).alias("liked")).agg(
+        pl.col("rating").mean()
+    )
     means = dict(zip(by_liking["liked"].to_list(), by_liking["rating"].to_list()))
     assert means[True] > means[False] + 0.4, means
     # Not only because generous users rate everything higher: relative to each user's own mean,
     # liking The Da Vinci Code goes with liking the other Dan Brown novels.
-    resid = ratings.with_columns((pl.col("rating") - pl.col("rating").mean().over("user_id")).alias("resid"))
-    on_davinci = resid.filter(pl.col("book_id") == 26).select("user_id", pl.col("resid").alias("davinci"))
-    on_others = resid.filter(pl.col("book_id").is_in(list(DAN_BROWN.values())) & (pl.col("book_id") != 26))
-    both = on_davinci.join(on_others.group_by("user_id").agg(pl.col("resid").mean().alias("others")), on="user_id")
+    resid = ratings.with_columns(
+        (pl.col("rating") - pl.col("rating").mean().over("user_id")).alias("resid")
+    )
+    on_davinci = resid.filter(pl.col("book_id") == 26).select(
+        "user_id", pl.col("resid").alias("davinci")
+    )
+    on_others = resid.filter(
+        pl.col("book_id").is_in(list(DAN_BROWN.values())) & (pl.col("book_id") != 26)
+    )
+    both = on_davinci.join(
+        on_others.group_by("user_id").agg(pl.col("resid").mean().alias("others")), on="user_id"
+    )
     assert len(both) > 100
     assert np.corrcoef(both["davinci"], both["others"])[0, 1] > 0.15
 
@@ -181,21 +218,37 @@ def test_goodbooks_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> No
     generate_goodbooks(tmp_path / "c", seed=4, **args)
     for name in ("ratings.csv", "to_read.csv", "books.csv", "tags.csv", "book_tags.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    assert (tmp_path / "a" / "ratings.csv").read_bytes() != (tmp_path / "c" / "ratings.csv").read_bytes()
-    assert (tmp_path / "a" / "to_read.csv").read_bytes() != (tmp_path / "c" / "to_read.csv").read_bytes()
+    assert (tmp_path / "a" / "ratings.csv").read_bytes() != (
+        tmp_path / "c" / "ratings.csv"
+    ).read_bytes()
+    assert (tmp_path / "a" / "to_read.csv").read_bytes() != (
+        tmp_path / "c" / "to_read.csv"
+    ).read_bytes()
 
 
 def test_goodbooks_n_books_keeps_the_most_rated_books_and_their_tags(tmp_path: Path) -> None:
     counts = generate_goodbooks(
-        tmp_path, n_ratings=5_000, n_users=200, n_books=50, seed=1, progress=False, **sample_inputs()
+        tmp_path,
+        n_ratings=5_000,
+        n_users=200,
+        n_books=50,
+        seed=1,
+        progress=False,
+        **sample_inputs(),
     )
     source = books_table(SAMPLE / "books.csv.gz")
-    top = set(source.sort(["ratings_count", "book_id"], descending=[True, False]).head(50)["book_id"].to_list())
+    top = set(
+        source.sort(["ratings_count", "book_id"], descending=[True, False])
+        .head(50)["book_id"]
+        .to_list()
+    )
     books = books_table(tmp_path / "books.csv")
     assert set(books["book_id"].to_list()) == top and counts["books.csv"] == 50
     assert set(read_ints(tmp_path / "ratings.csv")["book_id"].to_list()) <= top
     book_tags = read_ints(tmp_path / "book_tags.csv")
-    assert set(book_tags["goodreads_book_id"].to_list()) <= set(books["goodreads_book_id"].to_list())
+    assert set(book_tags["goodreads_book_id"].to_list()) <= set(
+        books["goodreads_book_id"].to_list()
+    )
     assert book_tags.height == counts["book_tags.csv"] > 0
     tags = pl.read_csv(tmp_path / "tags.csv", infer_schema=False)
     assert set(tags["tag_id"].to_list()) == {str(t) for t in book_tags["tag_id"].to_list()}
@@ -206,41 +259,96 @@ def test_goodbooks_n_books_keeps_the_most_rated_books_and_their_tags(tmp_path: P
 
 def test_goodbooks_without_tags_still_works(tmp_path: Path) -> None:
     counts = generate_goodbooks(
-        tmp_path, books_csv=SAMPLE / "books.csv.gz", n_ratings=3_000, n_users=100, n_books=80, progress=False
+        tmp_path,
+        books_csv=SAMPLE / "books.csv.gz",
+        n_ratings=3_000,
+        n_users=100,
+        n_books=80,
+        progress=False,
     )
-    assert counts == {"ratings.csv": 3_000, "to_read.csv": round(912_705 / 5_976_479 * 3_000), "books.csv": 80}
+    assert counts == {
+        "ratings.csv": 3_000,
+        "to_read.csv": round(912_705 / 5_976_479 * 3_000),
+        "books.csv": 80,
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["books.csv", "ratings.csv", "to_read.csv"]
 
 
 def test_goodbooks_rejects_impossible_sizes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="do not fit"):
-        generate_goodbooks(tmp_path, books_csv=SAMPLE / "books.csv.gz", n_ratings=1_001, n_users=1, progress=False)
+        generate_goodbooks(
+            tmp_path, books_csv=SAMPLE / "books.csv.gz", n_ratings=1_001, n_users=1, progress=False
+        )
     with pytest.raises(ValueError, match="n_books"):
-        generate_goodbooks(tmp_path, books_csv=SAMPLE / "books.csv.gz", n_books=1_001, progress=False)
+        generate_goodbooks(
+            tmp_path, books_csv=SAMPLE / "books.csv.gz", n_books=1_001, progress=False
+        )
     with pytest.raises(ValueError, match="seed"):
         generate_goodbooks(tmp_path, books_csv=SAMPLE / "books.csv.gz", seed=-1, progress=False)
 
 
-def test_generate_command_errors_are_one_line_naming_the_file_or_sizes(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_generate_command_errors_are_one_line_naming_the_file_or_sizes(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     from shelfwise.cli import main
 
-    monkeypatch.chdir(tmp_path)  # the default books.csv comes from the checkout, not the working directory
-    main(["-q", "generate", "goodbooks", "--dest", "ok", "--ratings", "3000", "--users", "100", "--books", "80"])
+    monkeypatch.chdir(
+        tmp_path
+    )  # the default books.csv comes from the checkout, not the working directory
+    main(
+        [
+            "-q",
+            "generate",
+            "goodbooks",
+            "--dest",
+            "ok",
+            "--ratings",
+            "3000",
+            "--users",
+            "100",
+            "--books",
+            "80",
+        ]
+    )
     assert (tmp_path / "ok" / "ratings.csv").exists()
 
     books = gzip.decompress((SAMPLE / "books.csv.gz").read_bytes())
     header, first, rest = books.split(b"\n", 2)
     (tmp_path / "bytes.csv").write_bytes(header + b"\n" + first + b"\xff\n" + rest)
-    (tmp_path / "ids.csv").write_bytes(header + b"\n" + first + b"\n" + b"two" + rest[rest.index(b","):])
+    (tmp_path / "ids.csv").write_bytes(
+        header + b"\n" + first + b"\n" + b"two" + rest[rest.index(b",") :]
+    )
     cases = [
-        (["--ratings", "10", "--users", "1000"], "error: 10 ratings cannot give each of 1,000 users one"),
-        (["--books-csv", str(tmp_path / "bytes.csv")], f"error: {tmp_path / 'bytes.csv'}: not UTF-8 text"),
-        (["--books-csv", str(tmp_path / "ids.csv")], f"error: {tmp_path / 'ids.csv'}: line 3: column book_id: 'two' is not a number"),
+        (
+            ["--ratings", "10", "--users", "1000"],
+            "error: 10 ratings cannot give each of 1,000 users one",
+        ),
+        (
+            ["--books-csv", str(tmp_path / "bytes.csv")],
+            f"error: {tmp_path / 'bytes.csv'}: not UTF-8 text",
+        ),
+        (
+            ["--books-csv", str(tmp_path / "ids.csv")],
+            f"error: {tmp_path / 'ids.csv'}: line 3: column book_id: 'two' is not a number",
+        ),
     ]
     for args, message in cases:
         capsys.readouterr()
         with pytest.raises(SystemExit) as exc:
-            main(["-q", "generate", "goodbooks", "--dest", "bad", "--ratings", "3000", "--users", "100", *args])
+            main(
+                [
+                    "-q",
+                    "generate",
+                    "goodbooks",
+                    "--dest",
+                    "bad",
+                    "--ratings",
+                    "3000",
+                    "--users",
+                    "100",
+                    *args,
+                ]
+            )
         err = capsys.readouterr().err
         assert exc.value.code == 1, err
         assert err.startswith(message) and err.count("\n") == 1, err
@@ -248,16 +356,25 @@ def test_generate_command_errors_are_one_line_naming_the_file_or_sizes(tmp_path:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.skipif(not (REAL / "books.csv.gz").is_file(), reason="../shared/data/goodbooks-10k is absent")
+@pytest.mark.skipif(
+    not (REAL / "books.csv.gz").is_file(), reason="../shared/data/goodbooks-10k is absent"
+)
 def test_goodbooks_over_all_10000_real_books(tmp_path: Path) -> None:
     counts = generate_goodbooks(
-        tmp_path, books_csv=REAL / "books.csv.gz", book_tags_csv=REAL / "book_tags_book_subset.csv.gz",
-        n_ratings=200_000, n_users=2_000, seed=11, progress=False,
+        tmp_path,
+        books_csv=REAL / "books.csv.gz",
+        book_tags_csv=REAL / "book_tags_book_subset.csv.gz",
+        n_ratings=200_000,
+        n_users=2_000,
+        seed=11,
+        progress=False,
     )
     assert counts["books.csv"] == 10_000 and counts["book_tags.csv"] == 729_994
     ratings = read_ints(tmp_path / "ratings.csv")
     per_book = ratings.group_by("book_id").len()
-    books = books_table(tmp_path / "books.csv").join(per_book, on="book_id", how="left").fill_null(0)
+    books = (
+        books_table(tmp_path / "books.csv").join(per_book, on="book_id", how="left").fill_null(0)
+    )
     assert stats.spearmanr(books["ratings_count"], books["len"]).statistic > 0.7
     most_rated = books.sort("len")["title"][-1]
     assert most_rated in {
@@ -265,13 +382,18 @@ def test_goodbooks_over_all_10000_real_books(tmp_path: Path) -> None:
         "Harry Potter and the Sorcerer's Stone (Harry Potter, #1)",
     }
     davinci = rate_of(ratings, DAN_BROWN["The Da Vinci Code"])
-    others = set().union(*(rate_of(ratings, b) for t, b in DAN_BROWN.items() if t != "The Da Vinci Code"))
+    others = set().union(
+        *(rate_of(ratings, b) for t, b in DAN_BROWN.items() if t != "The Da Vinci Code")
+    )
     assert len(davinci & others) / len(davinci) > 1.8 * len(others) / ratings["user_id"].n_unique()
 
 
 def test_series_parsed_from_titles() -> None:
     assert _series_of("Angels & Demons  (Robert Langdon, #1)") == "Robert Langdon"
-    assert _series_of("Angels and Demons / The Da Vinci Code (Robert Langdon, #1-2)") == "Robert Langdon"
+    assert (
+        _series_of("Angels and Demons / The Da Vinci Code (Robert Langdon, #1-2)")
+        == "Robert Langdon"
+    )
     title = "A Dance with Dragons: After the Feast (A Song of Ice and Fire #5, Part 2 of 2)"
     assert _series_of(title) == "A Song of Ice and Fire"
     assert _series_of("Raising Steam (Discworld, #40, Moist von Lipwig #3 )") == "Discworld"
@@ -286,7 +408,9 @@ def test_series_parsed_from_titles() -> None:
     cap_extra=st.integers(0, 30),
     fill=st.floats(0, 1),
 )
-def test_allocate_is_exact_and_within_bounds(weights: list[float], lo: int, cap_extra: int, fill: float) -> None:
+def test_allocate_is_exact_and_within_bounds(
+    weights: list[float], lo: int, cap_extra: int, fill: float
+) -> None:
     n = len(weights)
     cap = lo + cap_extra
     total = lo * n + round(fill * cap_extra * n)
@@ -308,11 +432,22 @@ def ucsd(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]
 
 def test_ucsd_files_and_headers(ucsd: tuple[Path, dict[str, int]]) -> None:
     dest, counts = ucsd
-    assert sorted(counts) == sorted(p.name for p in dest.iterdir()) == [
-        "book_id_map.csv", "goodreads_book_authors.json.gz", "goodreads_books.json.gz",
-        "goodreads_interactions.csv", "user_id_map.csv",
-    ]
-    headers = {name: (dest / name).read_text().split("\n", 1)[0] for name in counts if name.endswith(".csv")}
+    assert (
+        sorted(counts)
+        == sorted(p.name for p in dest.iterdir())
+        == [
+            "book_id_map.csv",
+            "goodreads_book_authors.json.gz",
+            "goodreads_books.json.gz",
+            "goodreads_interactions.csv",
+            "user_id_map.csv",
+        ]
+    )
+    headers = {
+        name: (dest / name).read_text().split("\n", 1)[0]
+        for name in counts
+        if name.endswith(".csv")
+    }
     assert headers == {
         "goodreads_interactions.csv": "user_id,book_id,is_read,rating,is_reviewed",
         "user_id_map.csv": "user_id_csv,user_id",
@@ -344,7 +479,9 @@ def test_ucsd_interactions_values(ucsd: tuple[Path, dict[str, int]]) -> None:
     assert rated_unread == 0 and reviewed_unread == 0
     assert 0 < reviewed < 0.15 and (read_min, read_max) == (0, 1)
     assert dups == 0
-    stars = dict(con.execute("select rating, count(*) from i where rating > 0 group by 1").fetchall())
+    stars = dict(
+        con.execute("select rating, count(*) from i where rating > 0 group by 1").fetchall()
+    )
     assert stars[4] > stars[3] > stars[2] > stars[1] > 0 and stars[5] > stars[2]
     # Ordered by user; dense ids; every id is in its map.
     users = con.execute("select user_id from i").fetchnumpy()["user_id"]
@@ -377,18 +514,38 @@ def test_ucsd_books_json(ucsd: tuple[Path, dict[str, int]]) -> None:
     lines = gzip.decompress((dest / "goodreads_books.json.gz").read_bytes()).decode().splitlines()
     books = [json.loads(line) for line in lines]
     assert len(books) == counts["goodreads_books.json.gz"] == counts["book_id_map.csv"]
-    fields = ["book_id", "work_id", "title", "title_without_series", "authors", "publication_year",
-              "average_rating", "ratings_count", "image_url", "url", "popular_shelves"]
+    fields = [
+        "book_id",
+        "work_id",
+        "title",
+        "title_without_series",
+        "authors",
+        "publication_year",
+        "average_rating",
+        "ratings_count",
+        "image_url",
+        "url",
+        "popular_shelves",
+    ]
     author_ids = {
         json.loads(line)["author_id"]
-        for line in gzip.decompress((dest / "goodreads_book_authors.json.gz").read_bytes()).decode().splitlines()
+        for line in gzip.decompress((dest / "goodreads_book_authors.json.gz").read_bytes())
+        .decode()
+        .splitlines()
     }
     for book in books:
         assert list(book) == fields
-        assert all(isinstance(book[f], str) for f in fields if f not in ("authors", "popular_shelves"))
+        assert all(
+            isinstance(book[f], str) for f in fields if f not in ("authors", "popular_shelves")
+        )
         assert book["authors"]
-        assert all(set(a) == {"author_id", "role"} and a["author_id"] in author_ids for a in book["authors"])
-        assert all(set(s) == {"count", "name"} and s["count"].isdigit() for s in book["popular_shelves"])
+        assert all(
+            set(a) == {"author_id", "role"} and a["author_id"] in author_ids
+            for a in book["authors"]
+        )
+        assert all(
+            set(s) == {"count", "name"} and s["count"].isdigit() for s in book["popular_shelves"]
+        )
         counts_desc = [int(s["count"]) for s in book["popular_shelves"]]
         assert counts_desc == sorted(counts_desc, reverse=True)
         assert book["url"] == f"https://www.goodreads.com/book/show/{book['book_id']}"
@@ -403,8 +560,14 @@ def test_ucsd_book_metadata_matches_interactions(ucsd: tuple[Path, dict[str, int
     dest, _ = ucsd
     inter = pl.read_csv(dest / "goodreads_interactions.csv")
     book_map = pl.read_csv(dest / "book_id_map.csv")
-    rated = inter.filter(pl.col("rating") > 0).group_by("book_id").agg(pl.len().alias("n"), pl.col("rating").mean())
-    rated = rated.join(book_map, left_on="book_id", right_on="book_id_csv").rename({"book_id_right": "gr_id"})
+    rated = (
+        inter.filter(pl.col("rating") > 0)
+        .group_by("book_id")
+        .agg(pl.len().alias("n"), pl.col("rating").mean())
+    )
+    rated = rated.join(book_map, left_on="book_id", right_on="book_id_csv").rename(
+        {"book_id_right": "gr_id"}
+    )
     meta = pl.read_ndjson(dest / "goodreads_books.json.gz").select(
         pl.col("book_id").cast(pl.Int64).alias("gr_id"),
         pl.col("ratings_count").cast(pl.Int64),
@@ -435,8 +598,14 @@ def test_ucsd_same_seed_same_bytes_whatever_the_chunk_size(tmp_path: Path) -> No
 
 
 def test_ucsd_sizes_scale_and_can_be_given(tmp_path: Path) -> None:
-    counts = generate_ucsd(tmp_path / "given", n_interactions=5_000, n_users=50, n_books=400, progress=False)
-    sizes = (counts["goodreads_interactions.csv"], counts["user_id_map.csv"], counts["book_id_map.csv"])
+    counts = generate_ucsd(
+        tmp_path / "given", n_interactions=5_000, n_users=50, n_books=400, progress=False
+    )
+    sizes = (
+        counts["goodreads_interactions.csv"],
+        counts["user_id_map.csv"],
+        counts["book_id_map.csv"],
+    )
     assert sizes == (5_000, 50, 400)
     inter = pl.read_csv(tmp_path / "given" / "goodreads_interactions.csv")
     assert inter["user_id"].max() < 50 and inter["book_id"].max() < 400

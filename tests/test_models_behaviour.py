@@ -47,7 +47,9 @@ def make_planted(seed: int = 0) -> Planted:
     b_i = rng.uniform(-0.6, 0.6, N_BOOKS)
     same = user_group[:, None] == book_group[None, :]
     taste = np.where(same, 1.2, -1.2)
-    ratings = np.clip(np.round(3 + b_u[:, None] + b_i[None, :] + taste + rng.normal(0, 0.3, same.shape)), 1, 5)
+    ratings = np.clip(
+        np.round(3 + b_u[:, None] + b_i[None, :] + taste + rng.normal(0, 0.3, same.shape)), 1, 5
+    )
 
     train = np.zeros((N_USERS, N_BOOKS))
     test = np.zeros((N_USERS, N_BOOKS))
@@ -132,7 +134,9 @@ def test_deterministic_for_the_same_random_state(kind, planted, fitted):
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert fitted.global_mean == again.global_mean
-    np.testing.assert_array_equal(fitted.scores(np.arange(N_USERS)), again.scores(np.arange(N_USERS)))
+    np.testing.assert_array_equal(
+        fitted.scores(np.arange(N_USERS)), again.scores(np.arange(N_USERS))
+    )
 
 
 def test_stored_zeros_are_missing_ratings(kind, planted):
@@ -145,7 +149,9 @@ def test_stored_zeros_are_missing_ratings(kind, planted):
     for name, values in arrays(b).items():
         np.testing.assert_array_equal(arrays(a)[name], values, err_msg=name)
     assert a.global_mean == b.global_mean
-    assert (with_zeros.data == 0).sum() == with_zeros.nnz - without.nnz  # the caller's matrix is untouched
+    assert (
+        with_zeros.data == 0
+    ).sum() == with_zeros.nnz - without.nnz  # the caller's matrix is untouched
 
 
 def test_scores_shape(fitted):
@@ -185,7 +191,10 @@ def test_factor_models_beat_the_bias_baseline_on_planted_tastes(planted):
     # The group taste is an interaction the biases cannot express: factors must capture it.
     users, books = planted.test.nonzero()
     truth = np.asarray(planted.test[users, books]).ravel()
-    error = {k: np.sqrt(np.mean((fit(k, planted.train).predict(users, books) - truth) ** 2)) for k in ("baseline", "svd", "mf")}
+    error = {
+        k: np.sqrt(np.mean((fit(k, planted.train).predict(users, books) - truth) ** 2))
+        for k in ("baseline", "svd", "mf")
+    }
     assert error["mf"] < 0.7 * error["baseline"], error
     assert error["svd"] < error["baseline"], error
 

@@ -20,14 +20,12 @@ from warehouse.db import connect
 from warehouse.load import load_dataset
 from warehouse.runner import run_transforms
 
-BOOKS_COLUMNS = (
-    "book_id,goodreads_book_id,work_id,authors,original_publication_year,original_title,title,"
-    "language_code,average_rating,ratings_count,ratings_1,ratings_2,ratings_3,ratings_4,ratings_5,"
-    "image_url,small_image_url"
-).split(",")
+BOOKS_COLUMNS = ["book_id", "goodreads_book_id", "work_id", "authors", "original_publication_year", "original_title", "title", "language_code", "average_rating", "ratings_count", "ratings_1", "ratings_2", "ratings_3", "ratings_4", "ratings_5", "image_url", "small_image_url"]
 
 N_USERS, N_BOOKS = 40, 16
-RARE_BOOK = 1  # rated by 3 users only: dropped by min_book_ratings=5, which re-indexes every other book
+RARE_BOOK = (
+    1  # rated by 3 users only: dropped by min_book_ratings=5, which re-indexes every other book
+)
 PUBLISH = PublishConfig(neighbours=5, tsne=False, keep_runs=3)
 SMALL = {
     "baseline": {},
@@ -47,13 +45,39 @@ def write_goodbooks(folder: Path, *, seed: int = 0) -> Path:
     rated[:, RARE_BOOK - 1] = users[:, 0] <= 3
     table = np.stack([users[rated], books[rated], rating[rated]], axis=1).astype(np.int64)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savetxt(folder / "ratings.csv", table, fmt="%d", delimiter=",", header="user_id,book_id,rating", comments="")
+    np.savetxt(
+        folder / "ratings.csv",
+        table,
+        fmt="%d",
+        delimiter=",",
+        header="user_id,book_id,rating",
+        comments="",
+    )
     with (folder / "books.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(BOOKS_COLUMNS)
         for b in range(1, N_BOOKS + 1):
-            writer.writerow([b, 1000 + b, 500 + b, f"Author {b}", 2001, f"Book {b}", f"Book {b}", "eng",
-                             4.0, 100 * b, 1, 2, 3, 4, 5, "", ""])
+            writer.writerow(
+                [
+                    b,
+                    1000 + b,
+                    500 + b,
+                    f"Author {b}",
+                    2001,
+                    f"Book {b}",
+                    f"Book {b}",
+                    "eng",
+                    4.0,
+                    100 * b,
+                    1,
+                    2,
+                    3,
+                    4,
+                    5,
+                    "",
+                    "",
+                ]
+            )
     return folder
 
 
@@ -71,30 +95,42 @@ def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con.close()
 
 
-def fit(con: duckdb.DuckDBPyConnection, kind: str, *, publish: PublishConfig = PUBLISH, **kw) -> int:
+def fit(
+    con: duckdb.DuckDBPyConnection, kind: str, *, publish: PublishConfig = PUBLISH, **kw
+) -> int:
     return fit_and_publish(con, kind, make_params(kind, SMALL[kind]), publish, **kw)
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
-    return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    return (
+        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    )
 
 
 def run_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every models.* table keyed by run (the runs table itself aside)."""
     return [
         f"models.{t}"
-        for (t,) in rows(con, """select table_name from information_schema.columns
+        for (t,) in rows(
+            con,
+            """select table_name from information_schema.columns
                                 where table_schema = 'models' and column_name = 'run_id' and table_name <> 'runs'
-                                order by table_name""")
+                                order by table_name""",
+        )
     ]
 
 
 def rows_of_run(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, int]:
-    return {t: rows(con, f"select count(*) from {t} where run_id = ?", [run_id])[0][0] for t in run_tables(con)}
+    return {
+        t: rows(con, f"select count(*) from {t} where run_id = ?", [run_id])[0][0]
+        for t in run_tables(con)
+    }
 
 
 def run_record(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple:
-    return rows(con, "select kind, status, published from models.runs where run_id = ?", [run_id])[0]
+    return rows(con, "select kind, status, published from models.runs where run_id = ?", [run_id])[
+        0
+    ]
 
 
 def latest(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -104,8 +140,17 @@ def latest(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def published_state(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, list[tuple]]:
     """What readers see of a kind: its factors, biases, neighbours and metrics through main.* views."""
     return {
-        view: rows(con, f"select * exclude (kind) from main.{view} where kind = ? order by all", [kind])
-        for view in ("book_factors", "user_factors", "book_bias", "user_bias", "book_neighbours", "model_metrics")
+        view: rows(
+            con, f"select * exclude (kind) from main.{view} where kind = ? order by all", [kind]
+        )
+        for view in (
+            "book_factors",
+            "user_factors",
+            "book_bias",
+            "user_bias",
+            "book_neighbours",
+            "model_metrics",
+        )
     }
 
 
@@ -123,9 +168,15 @@ def test_publish_writes_every_table_of_a_run(warehouse):
     counts = rows_of_run(warehouse, run_id)
     n_users = rows(warehouse, "select count(*) from matrix.users")[0][0]
     assert counts == {
-        "models.book_bias": N_BOOKS, "models.book_factors": N_BOOKS, "models.book_neighbours": N_BOOKS * 5,
-        "models.metrics": 1, "models.projections": N_BOOKS, "models.run_books": N_BOOKS,
-        "models.run_users": n_users, "models.user_bias": n_users, "models.user_factors": n_users,
+        "models.book_bias": N_BOOKS,
+        "models.book_factors": N_BOOKS,
+        "models.book_neighbours": N_BOOKS * 5,
+        "models.metrics": 1,
+        "models.projections": N_BOOKS,
+        "models.run_books": N_BOOKS,
+        "models.run_users": n_users,
+        "models.user_bias": n_users,
+        "models.user_factors": n_users,
     }
     assert run_record(warehouse, run_id) == ("svd", "succeeded", True)
 
@@ -136,11 +187,18 @@ def test_failure_before_commit_keeps_the_published_run(warehouse, kind):
     store.write_metrics(warehouse, good, [metric("auc", 0.7)], split="test")
     before = published_state(warehouse, kind)
     good_rows = rows_of_run(warehouse, good)
-    assert all(good_rows[t] > 0 for t in ("models.book_factors", "models.run_books", "models.metrics"))
+    assert all(
+        good_rows[t] > 0 for t in ("models.book_factors", "models.run_books", "models.metrics")
+    )
 
     # keep_runs=1 means the failed publish had also deleted the good run before it raised.
     with pytest.raises(RuntimeError, match="simulated failure"):
-        fit(warehouse, kind, publish=PublishConfig(neighbours=5, tsne=False, keep_runs=1), fail_before_commit=True)
+        fit(
+            warehouse,
+            kind,
+            publish=PublishConfig(neighbours=5, tsne=False, keep_runs=1),
+            fail_before_commit=True,
+        )
 
     failed = rows(warehouse, "select max(run_id) from models.runs")[0][0]
     assert failed != good
@@ -149,7 +207,9 @@ def test_failure_before_commit_keeps_the_published_run(warehouse, kind):
     assert rows_of_run(warehouse, good) == good_rows
     assert run_record(warehouse, good) == (kind, "succeeded", True)
     assert run_record(warehouse, failed) == (kind, "failed", False)
-    assert rows(warehouse, "select finished_at is not null from models.runs where run_id = ?", [failed]) == [(True,)]
+    assert rows(
+        warehouse, "select finished_at is not null from models.runs where run_id = ?", [failed]
+    ) == [(True,)]
     assert set(rows_of_run(warehouse, failed).values()) == {0}
 
 
@@ -177,7 +237,9 @@ def test_a_fit_that_raises_in_the_maths_keeps_the_published_run(warehouse, monke
 def test_a_failure_after_the_fit_keeps_the_published_run(warehouse, monkeypatch):
     good = fit(warehouse, "mf")
     before = published_state(warehouse, "mf")
-    monkeypatch.setattr(pipeline, "top_k_cosine", lambda *a, **k: (_ for _ in ()).throw(MemoryError("neighbours")))
+    monkeypatch.setattr(
+        pipeline, "top_k_cosine", lambda *a, **k: (_ for _ in ()).throw(MemoryError("neighbours"))
+    )
     with pytest.raises(MemoryError):
         fit(warehouse, "mf")
     assert latest(warehouse) == {"mf": good}
@@ -185,13 +247,17 @@ def test_a_failure_after_the_fit_keeps_the_published_run(warehouse, monkeypatch)
 
 
 def test_a_first_fit_that_fails_publishes_nothing(warehouse, monkeypatch):
-    monkeypatch.setattr(pipeline, "fit_mf", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
+    monkeypatch.setattr(
+        pipeline, "fit_mf", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom"))
+    )
     with pytest.raises(ValueError, match="boom"):
         fit(warehouse, "mf")
     assert latest(warehouse) == {}
     assert store.latest_run(warehouse, "mf") is None
     assert rows(warehouse, "select count(*) from main.book_factors") == [(0,)]
-    assert rows(warehouse, "select kind, status, published from models.runs") == [("mf", "failed", False)]
+    assert rows(warehouse, "select kind, status, published from models.runs") == [
+        ("mf", "failed", False)
+    ]
 
 
 def test_retention_keeps_only_the_newest_published_runs_of_a_kind(warehouse, monkeypatch):
@@ -202,17 +268,23 @@ def test_retention_keeps_only_the_newest_published_runs_of_a_kind(warehouse, mon
         store.write_metrics(warehouse, run_id, [metric("rmse", 1.0 - i / 10)], split="test")
         svd_runs.append(run_id)
         if i == 1:  # a failed run in between is kept as a record, with no rows
-            monkeypatch.setattr(pipeline, "fit_svd", lambda *a, **k: (_ for _ in ()).throw(ValueError("x")))
+            monkeypatch.setattr(
+                pipeline, "fit_svd", lambda *a, **k: (_ for _ in ()).throw(ValueError("x"))
+            )
             with pytest.raises(ValueError):
                 fit(warehouse, "svd")
             monkeypatch.undo()
     failed = rows(warehouse, "select run_id from models.runs where status = 'failed'")
     assert len(failed) == 1
 
-    published = rows(warehouse, "select run_id from models.runs where kind = 'svd' and published order by run_id")
+    published = rows(
+        warehouse, "select run_id from models.runs where kind = 'svd' and published order by run_id"
+    )
     assert [r for (r,) in published] == svd_runs[-2:]
     for gone in svd_runs[:2]:
-        assert rows(warehouse, "select count(*) from models.runs where run_id = ?", [gone]) == [(0,)]
+        assert rows(warehouse, "select count(*) from models.runs where run_id = ?", [gone]) == [
+            (0,)
+        ]
         assert set(rows_of_run(warehouse, gone).values()) == {0}
     for kept in svd_runs[-2:]:
         counts = rows_of_run(warehouse, kept)
@@ -239,22 +311,38 @@ def test_views_show_only_the_latest_published_run_of_each_kind(warehouse):
         "book_neighbours": {"svd": new_svd, "als": als},
     }
     for view, expected in per_view.items():
-        assert dict(rows(warehouse, f"select distinct kind, run_id from main.{view}")) == expected, view
+        assert (
+            dict(rows(warehouse, f"select distinct kind, run_id from main.{view}")) == expected
+        ), view
         got = rows(warehouse, f"select book_key, title from main.{view}")
         assert got and all(title == titles[key] for key, title in got), view
-    assert dict(rows(warehouse, "select distinct kind, run_id from main.user_factors")) == {"svd": new_svd, "als": als}
-    assert rows(warehouse, "select count(*) from main.book_factors where kind = 'svd'") == [(N_BOOKS,)]
-    metrics = rows(warehouse, "select kind, run_id, value, published from main.model_metrics order by run_id")
-    assert metrics == [("svd", new_svd, float(new_svd), True), ("als", als, float(als), True),
-                       ("baseline", baseline, float(baseline), True)]
-    neighbour_titles = rows(warehouse, "select neighbour_key, neighbour_title from main.book_neighbours")
+    assert dict(rows(warehouse, "select distinct kind, run_id from main.user_factors")) == {
+        "svd": new_svd,
+        "als": als,
+    }
+    assert rows(warehouse, "select count(*) from main.book_factors where kind = 'svd'") == [
+        (N_BOOKS,)
+    ]
+    metrics = rows(
+        warehouse, "select kind, run_id, value, published from main.model_metrics order by run_id"
+    )
+    assert metrics == [
+        ("svd", new_svd, float(new_svd), True),
+        ("als", als, float(als), True),
+        ("baseline", baseline, float(baseline), True),
+    ]
+    neighbour_titles = rows(
+        warehouse, "select neighbour_key, neighbour_title from main.book_neighbours"
+    )
     assert all(title == titles[key] for key, title in neighbour_titles)
 
 
 @pytest.mark.parametrize("kind", ["svd", "als", "mf"])
 def test_sql_cosine_neighbours_agree_with_the_stored_ones(warehouse, kind):
     run_id = fit(warehouse, kind)
-    sql = rows(warehouse, """
+    sql = rows(
+        warehouse,
+        """
         with f as (select book_idx, vector from main.book_factors where kind = $kind),
         pairs as (
             select a.book_idx, b.book_idx as neighbour_idx, list_cosine_similarity(a.vector, b.vector) as score
@@ -265,9 +353,15 @@ def test_sql_cosine_neighbours_agree_with_the_stored_ones(warehouse, kind):
             from pairs
         )
         select book_idx, rank, neighbour_idx, score from ranked where rank <= 5 order by book_idx, rank
-    """, {"kind": kind})  # type: ignore[arg-type]
-    stored = rows(warehouse, """select book_idx, rank, neighbour_idx, score from models.book_neighbours
-                                where run_id = ? order by book_idx, rank""", [run_id])
+    """,
+        {"kind": kind},
+    )  # type: ignore[arg-type]
+    stored = rows(
+        warehouse,
+        """select book_idx, rank, neighbour_idx, score from models.book_neighbours
+                                where run_id = ? order by book_idx, rank""",
+        [run_id],
+    )
     assert len(sql) == len(stored) == N_BOOKS * 5
     sql_scores = np.array([r[3] for r in sql])
     np.testing.assert_allclose([r[3] for r in stored], sql_scores, atol=1e-5)
@@ -281,22 +375,51 @@ def test_sql_cosine_neighbours_agree_with_the_stored_ones(warehouse, kind):
 def test_retransform_with_other_filters_does_not_mislabel_an_older_run(warehouse):
     old = fit(warehouse, "svd")
     old_mapping = rows(warehouse, "select book_idx, book_key from matrix.books order by book_idx")
-    old_view = rows(warehouse, "select book_idx, book_key, title, vector from main.book_factors where run_id = ? order by book_idx", [old])
+    old_view = rows(
+        warehouse,
+        "select book_idx, book_key, title, vector from main.book_factors where run_id = ? order by book_idx",
+        [old],
+    )
 
-    transform(warehouse, min_book_ratings=5)  # drops the rare book: every later book_idx shifts down
+    transform(
+        warehouse, min_book_ratings=5
+    )  # drops the rare book: every later book_idx shifts down
     new_mapping = rows(warehouse, "select book_idx, book_key from matrix.books order by book_idx")
     assert len(new_mapping) == N_BOOKS - 1 and new_mapping != old_mapping[: N_BOOKS - 1]
 
-    assert rows(warehouse, "select book_idx, book_key from models.run_books where run_id = ? order by book_idx", [old]) == old_mapping
-    assert rows(warehouse, "select book_idx, book_key, title, vector from main.book_factors where run_id = ? order by book_idx", [old]) == old_view
+    assert (
+        rows(
+            warehouse,
+            "select book_idx, book_key from models.run_books where run_id = ? order by book_idx",
+            [old],
+        )
+        == old_mapping
+    )
+    assert (
+        rows(
+            warehouse,
+            "select book_idx, book_key, title, vector from main.book_factors where run_id = ? order by book_idx",
+            [old],
+        )
+        == old_view
+    )
     assert store.read_model(warehouse, old).book_factors.shape[0] == N_BOOKS
     book, _ = pipeline.similar(warehouse, "Book 5", kind="svd", n=3)
     assert (book.book_idx, book.book_key) == next((i, k) for i, k in old_mapping if k == 505)
 
     new = fit(warehouse, "svd")
-    assert rows(warehouse, "select book_idx, book_key from models.run_books where run_id = ? order by book_idx", [new]) == new_mapping
+    assert (
+        rows(
+            warehouse,
+            "select book_idx, book_key from models.run_books where run_id = ? order by book_idx",
+            [new],
+        )
+        == new_mapping
+    )
     titles = dict(rows(warehouse, "select book_key, title from core.books"))
-    view = rows(warehouse, "select book_idx, book_key, title from main.book_factors order by book_idx")
+    view = rows(
+        warehouse, "select book_idx, book_key, title from main.book_factors order by book_idx"
+    )
     assert [(i, k) for i, k, _ in view] == new_mapping
     assert all(title == titles[key] for _, key, title in view)
     assert 500 + RARE_BOOK not in {k for _, k, _ in view}

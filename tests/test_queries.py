@@ -28,11 +28,7 @@ from warehouse.db import connect
 from warehouse.load import load_dataset
 from warehouse.runner import run_transforms
 
-BOOKS_COLUMNS = (
-    "book_id,goodreads_book_id,work_id,authors,original_publication_year,original_title,title,"
-    "language_code,average_rating,ratings_count,ratings_1,ratings_2,ratings_3,ratings_4,ratings_5,"
-    "image_url,small_image_url"
-).split(",")
+BOOKS_COLUMNS = ["book_id", "goodreads_book_id", "work_id", "authors", "original_publication_year", "original_title", "title", "language_code", "average_rating", "ratings_count", "ratings_1", "ratings_2", "ratings_3", "ratings_4", "ratings_5", "image_url", "small_image_url"]
 
 # (title, authors, ratings_count, taste group). Group 0 is thrillers, group 1 romance.
 BOOKS: dict[int, tuple[str, str, int, int]] = {
@@ -74,13 +70,39 @@ def write_goodbooks(folder: Path, seed: int = 0) -> Path:
     u, b = np.nonzero(rated)
     table = np.stack([users[u], book_ids[b], rating[u, b]], axis=1).astype(np.int64)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savetxt(folder / "ratings.csv", table, fmt="%d", delimiter=",", header="user_id,book_id,rating", comments="")
+    np.savetxt(
+        folder / "ratings.csv",
+        table,
+        fmt="%d",
+        delimiter=",",
+        header="user_id,book_id,rating",
+        comments="",
+    )
     with (folder / "books.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)  # quotes the titles with commas
         writer.writerow(BOOKS_COLUMNS)
         for book_id, (title, authors, count, _) in BOOKS.items():
-            writer.writerow([book_id, 1000 + book_id, 500 + book_id, authors, 2001, title, title, "eng",
-                             4.0, count, 1, 2, 3, 4, 5, "", ""])
+            writer.writerow(
+                [
+                    book_id,
+                    1000 + book_id,
+                    500 + book_id,
+                    authors,
+                    2001,
+                    title,
+                    title,
+                    "eng",
+                    4.0,
+                    count,
+                    1,
+                    2,
+                    3,
+                    4,
+                    5,
+                    "",
+                    "",
+                ]
+            )
     return folder
 
 
@@ -202,16 +224,27 @@ def test_resolve_title_rejects_an_empty_query(con):
 
 
 def rated_keys(con: duckdb.DuckDBPyConnection, user_key: int) -> set[int]:
-    return {k for (k,) in con.execute("select book_key from core.ratings where user_key = ?", [user_key]).fetchall()}
+    return {
+        k
+        for (k,) in con.execute(
+            "select book_key from core.ratings where user_key = ?", [user_key]
+        ).fetchall()
+    }
 
 
 @pytest.mark.parametrize("kind", ["baseline", "svd", "als", "mf"])
 def test_recommend_for_user_never_returns_a_rated_book(con, kind):
-    test_keys = {k for (k,) in con.execute(
-        """select b.book_key from matrix.ratings as r inner join matrix.books as b using (book_idx)
-           where r.split = 'test'""").fetchall()}
+    test_keys = {
+        k
+        for (k,) in con.execute(
+            """select b.book_key from matrix.ratings as r inner join matrix.books as b using (book_idx)
+           where r.split = 'test'"""
+        ).fetchall()
+    }
     assert test_keys, "the split has no test ratings: the check below would be about train only"
-    for (user_key,) in con.execute("select user_key from matrix.users order by user_key").fetchall():
+    for (user_key,) in con.execute(
+        "select user_key from matrix.users order by user_key"
+    ).fetchall():
         rated = rated_keys(con, user_key)
         books = recommend_for_user(con, user_key, kind=kind, n=len(BOOKS))
         keys = [b.book_key for b in books]
@@ -230,7 +263,9 @@ def test_recommend_for_user_unknown_user_is_one_clear_line(con):
 
 @pytest.mark.parametrize("kind", ["svd", "als", "mf"])
 def test_recommend_for_books_never_returns_the_favourites_nor_excluded(con, kind):
-    favourites, books, closest = recommend_for_books(con, ["Angels & Demons", "Gone Girl"], kind=kind, n=len(BOOKS))
+    favourites, books, closest = recommend_for_books(
+        con, ["Angels & Demons", "Gone Girl"], kind=kind, n=len(BOOKS)
+    )
     assert [f.book_key for f in favourites] == [key(1), key(7)]
     keys = [b.book_key for b in books]
     assert not {key(1), key(7)} & set(keys)

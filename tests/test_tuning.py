@@ -18,7 +18,17 @@ from analytics.mf import batched_cg, fit_mf, row_grams
 from shelfwise.config import LoadConfig, TransformConfig
 from shelfwise.params import PublishConfig, make_params
 from shelfwise.pipeline import fit_and_publish, fit_model
-from shelfwise.tuning import SPACES, axis_names, carve_validation, params_for, parse_axis, search, tune, tuned_params, with_axes
+from shelfwise.tuning import (
+    SPACES,
+    axis_names,
+    carve_validation,
+    params_for,
+    parse_axis,
+    search,
+    tune,
+    tuned_params,
+    with_axes,
+)
 from warehouse import store
 from warehouse.load import load_dataset
 from warehouse.runner import run_transforms
@@ -30,7 +40,13 @@ TINY: dict[str, dict[str, list]] = {
     "baseline": {"reg_user": [0.5, 5.0, 50.0], "reg_book": [0.5, 5.0, 50.0]},
     "svd": {"k": [1, 2, 4], "remove_biases": [True, False]},
     "mf": {"factors": [2, 4], "reg": [0.02, 0.3], "implicit_reg": [0.0, 10.0]},
-    "als": {("weighting", "regularization"): {"weighting": ["rating", "bm25"], "regularization": [0.1, 5.0]}, "factors": [2, 8]},
+    "als": {
+        ("weighting", "regularization"): {
+            "weighting": ["rating", "bm25"],
+            "regularization": [0.1, 5.0],
+        },
+        "factors": [2, 8],
+    },
 }
 
 
@@ -45,13 +61,23 @@ def write_goodbooks(folder: Path, *, seed: int = 0) -> Path:
     rated = rng.random(taste.shape) < 0.6
     table = np.stack([users[rated], books[rated], rating[rated]], axis=1).astype(np.int64)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savetxt(folder / "ratings.csv", table, fmt="%d", delimiter=",", header="user_id,book_id,rating", comments="")
+    np.savetxt(
+        folder / "ratings.csv",
+        table,
+        fmt="%d",
+        delimiter=",",
+        header="user_id,book_id,rating",
+        comments="",
+    )
     header = (
         "book_id,goodreads_book_id,work_id,authors,original_publication_year,original_title,title,"
         "language_code,average_rating,ratings_count,ratings_1,ratings_2,ratings_3,ratings_4,ratings_5,"
         "image_url,small_image_url"
     )
-    lines = [header] + [f"{b},{1000 + b},{500 + b},Author {b},2001,Book {b},Book {b},eng,4.0,100,1,2,3,4,5,," for b in range(1, N_BOOKS + 1)]
+    lines = [header] + [
+        f"{b},{1000 + b},{500 + b},Author {b},2001,Book {b},Book {b},eng,4.0,100,1,2,3,4,5,,"
+        for b in range(1, N_BOOKS + 1)
+    ]
     (folder / "books.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
@@ -79,7 +105,11 @@ def random_ratings(n_users: int, n_books: int, density: float, seed: int) -> sp.
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(-(2**63), 2**64 - 1), fraction=st.floats(0.05, 0.5), density=st.floats(0.05, 0.9))
+@given(
+    seed=st.integers(-(2**63), 2**64 - 1),
+    fraction=st.floats(0.05, 0.5),
+    density=st.floats(0.05, 0.9),
+)
 def test_carve_partitions_train_and_is_seeded(seed, fraction, density):
     train = random_ratings(40, 30, density, seed=1)
     fit, val = carve_validation(train, fraction=fraction, random_state=seed)
@@ -155,7 +185,9 @@ def test_poisoned_test_ratings_change_no_choice_nor_any_validation_score(warehou
 
     after = tune(warehouse, kind, space=TINY[kind], random_state=3)
     assert after.params == before.params
-    assert [(t.params, t.value) for t in after.trials] == [(t.params, t.value) for t in before.trials]
+    assert [(t.params, t.value) for t in after.trials] == [
+        (t.params, t.value) for t in before.trials
+    ]
     assert len(before.trials) > 1
 
 
@@ -168,7 +200,9 @@ def test_tuned_params_are_empty_before_any_tuning(warehouse):
 
 
 def test_tune_stores_one_row_that_fit_uses_and_overrides_beat(warehouse):
-    result = tune(warehouse, "baseline", space=TINY["baseline"], random_state=0, step=lambda m: None)
+    result = tune(
+        warehouse, "baseline", space=TINY["baseline"], random_state=0, step=lambda m: None
+    )
     rows = warehouse.execute(
         "select kind, params, metric, value, input_fingerprint, validation_fraction, seed, trials from models.tuned"
     ).fetchall()
@@ -187,13 +221,19 @@ def test_tune_stores_one_row_that_fit_uses_and_overrides_beat(warehouse):
     assert overridden.reg_user == 123.0 and overridden.reg_book == tuned.reg_book
 
     run_id = fit_and_publish(warehouse, "baseline", tuned, PublishConfig(neighbours=3, tsne=False))
-    stored = json.loads(warehouse.execute("select params from models.runs where run_id = ?", [run_id]).fetchall()[0][0])
+    stored = json.loads(
+        warehouse.execute("select params from models.runs where run_id = ?", [run_id]).fetchall()[
+            0
+        ][0]
+    )
     assert stored == {"kind": "baseline", **result.params}
 
 
 def test_a_stale_tuned_parameter_is_dropped_not_fatal(warehouse, caplog):
     tune(warehouse, "svd", space={"k": [2]})
-    warehouse.execute("""update models.tuned set params = json_merge_patch(params, '{"rank": 3}')""")
+    warehouse.execute(
+        """update models.tuned set params = json_merge_patch(params, '{"rank": 3}')"""
+    )
     assert tuned_params(warehouse, "svd")["k"] == 2 and "rank" not in tuned_params(warehouse, "svd")
     assert params_for(warehouse, "svd").k == 2
     assert "no longer has: rank" in caplog.text
@@ -221,7 +261,12 @@ def test_an_unknown_axis_fails_before_any_fit(warehouse):
 def test_a_block_of_axes_is_searched_jointly(warehouse):
     """Every combination of a block is tried: a point two single-axis moves would not reach is found."""
     block = ("weighting", "regularization")
-    result = search("als", store.read_ratings(warehouse).train, space={block: {"weighting": ["rating", "bm25"], "regularization": [0.1, 5.0]}}, passes=1)
+    result = search(
+        "als",
+        store.read_ratings(warehouse).train,
+        space={block: {"weighting": ["rating", "bm25"], "regularization": [0.1, 5.0]}},
+        passes=1,
+    )
     tried = {(t.params["weighting"], t.params["regularization"]) for t in result.trials}
     assert {("rating", 0.1), ("rating", 5.0), ("bm25", 0.1), ("bm25", 5.0)} <= tried
 
@@ -229,7 +274,10 @@ def test_a_block_of_axes_is_searched_jointly(warehouse):
 def test_given_axes_replace_default_ones_even_inside_a_block():
     space = with_axes("als", {"alpha": [5.0], "iterations": [3]})
     block = next(k for k in space if isinstance(k, tuple))
-    assert space[block]["alpha"] == [5.0] and space[block]["weighting"] == SPACES["als"][block]["weighting"]
+    assert (
+        space[block]["alpha"] == [5.0]
+        and space[block]["weighting"] == SPACES["als"][block]["weighting"]
+    )
     assert space["iterations"] == [3] and axis_names(space)[-1] == "iterations"
     assert with_axes("mf", {"factors": [8]}, only=True) == {"factors": [8]}
 
@@ -248,12 +296,16 @@ def test_parse_axis_types_values_by_the_params_field():
 
 def test_row_grams_match_a_dense_sum_of_outer_products():
     rng = np.random.default_rng(0)
-    dense = rng.random((50, 300)) < np.linspace(0.0, 0.9, 50)[:, None]  # row 0 empty, long rows below
+    dense = (
+        rng.random((50, 300)) < np.linspace(0.0, 0.9, 50)[:, None]
+    )  # row 0 empty, long rows below
     rows = sp.csr_matrix(dense.astype(np.float32))
     x = rng.normal(size=(300, 5))
     expected = np.einsum("ui,ij,ik->ujk", dense.astype(float), x, x)
     for max_cells in (7, 1 << 18):  # many tiny blocks, or one per length bucket
-        np.testing.assert_allclose(row_grams(rows, x, max_cells=max_cells), expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            row_grams(rows, x, max_cells=max_cells), expected, rtol=1e-4, atol=1e-4
+        )
 
 
 def test_batched_cg_reaches_the_exact_solution_in_d_steps():
@@ -263,8 +315,12 @@ def test_batched_cg_reaches_the_exact_solution_in_d_steps():
     gram = np.matmul(a.transpose(0, 2, 1), a).astype(np.float32)
     damp = rng.uniform(0.1, 2.0, (n, d))
     rhs = rng.normal(size=(n, d))
-    exact = np.linalg.solve(gram.astype(float) + damp[:, :, None] * np.eye(d), rhs[:, :, None])[:, :, 0]
-    np.testing.assert_allclose(batched_cg(gram, damp, rhs, np.zeros((n, d)), d), exact, rtol=1e-5, atol=1e-6)
+    exact = np.linalg.solve(gram.astype(float) + damp[:, :, None] * np.eye(d), rhs[:, :, None])[
+        :, :, 0
+    ]
+    np.testing.assert_allclose(
+        batched_cg(gram, damp, rhs, np.zeros((n, d)), d), exact, rtol=1e-5, atol=1e-6
+    )
     # A warm start at the answer stays there.
     np.testing.assert_allclose(batched_cg(gram, damp, rhs, exact, 2), exact, rtol=1e-5, atol=1e-6)
 
@@ -291,10 +347,20 @@ def test_als_with_bm25_confidence_ranks_the_held_out_in_group_book_first():
     n_users, n_books = 40, 20
     user_group, book_group = np.arange(n_users) % 2, np.arange(n_books) % 2
     dense = np.where(user_group[:, None] == book_group[None, :], 5.0, 0.0)
-    held = np.array([np.flatnonzero(book_group == user_group[u])[(u // 2) % 10] for u in range(n_users)])
+    held = np.array(
+        [np.flatnonzero(book_group == user_group[u])[(u // 2) % 10] for u in range(n_users)]
+    )
     dense[np.arange(n_users), held] = 0.0
     train = sp.csr_matrix(dense)
-    model = fit_als(train, factors=4, regularization=0.5, alpha=5.0, weighting="bm25", iterations=15, random_state=0)
+    model = fit_als(
+        train,
+        factors=4,
+        regularization=0.5,
+        alpha=5.0,
+        weighting="bm25",
+        iterations=15,
+        random_state=0,
+    )
     first = top_n(model.scores(np.arange(n_users)), train, np.arange(n_users), 1)[:, 0]
     np.testing.assert_array_equal(first, held)
 
@@ -316,7 +382,9 @@ def choice_reveals_taste(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray, np.n
     for u in range(n_users):
         taste = rng.choice(10, size=6, replace=False)
         liked = 5.0 if group[u] == 0 else 1.0
-        neutral = rng.choice(np.arange(10, 15) if group[u] == 0 else np.arange(15, 20), size=3, replace=False)
+        neutral = rng.choice(
+            np.arange(10, 15) if group[u] == 0 else np.arange(15, 20), size=3, replace=False
+        )
         dense[u, neutral] = 3.0
         if u < n_warm:
             dense[u, taste] = liked
@@ -336,13 +404,17 @@ def test_svdpp_term_predicts_taste_from_which_books_a_user_chose():
     assert plain_rmse > 1.5  # the values of cold users' ratings carry no signal: about mu for all
     assert svdpp_rmse < 0.5  # the choice of books does
     # Folded into plain factors: predict() needs nothing but the FactorModel.
-    assert svdpp.user_factors.shape == (train.shape[0], 2) and svdpp.user_factors.dtype == np.float32
+    assert (
+        svdpp.user_factors.shape == (train.shape[0], 2) and svdpp.user_factors.dtype == np.float32
+    )
 
 
 def test_fit_mf_validation_curve_is_recorded_without_changing_the_fit():
     train, users, books, truth = choice_reveals_taste()
     validation = sp.csr_matrix((truth, (users, books)), shape=train.shape)
-    with_val = fit_mf(train, factors=2, iterations=5, implicit_reg=1.0, random_state=0, validation=validation)
+    with_val = fit_mf(
+        train, factors=2, iterations=5, implicit_reg=1.0, random_state=0, validation=validation
+    )
     without = fit_mf(train, factors=2, iterations=5, implicit_reg=1.0, random_state=0)
     np.testing.assert_array_equal(with_val.user_factors, without.user_factors)
     np.testing.assert_array_equal(with_val.book_bias, without.book_bias)
@@ -355,7 +427,9 @@ def test_fit_mf_patience_stops_once_validation_stops_improving():
     train, users, books, truth = choice_reveals_taste()
     validation = sp.csr_matrix((truth, (users, books)), shape=train.shape)
     # No implicit term: the cold users' held-out ratings cannot improve after the first iterations.
-    model = fit_mf(train, factors=2, iterations=30, random_state=0, validation=validation, patience=2)
+    model = fit_mf(
+        train, factors=2, iterations=30, random_state=0, validation=validation, patience=2
+    )
     curve = model.info["validation_rmse"]
     assert len(curve) < 30 and len(curve) == len(model.info["train_rmse"])
     assert len(curve) - 1 - int(np.argmin(curve)) == 2
@@ -373,31 +447,63 @@ def test_tune_command_stores_its_choice_and_fit_uses_it_unless_overridden(tmp_pa
     main(["-q", "transform", "--min-user-ratings", "1", "--min-book-ratings", "1", "--db", str(db)])
     capsys.readouterr()
 
-    main(["-q", "tune", "svd", "--only", "-a", "k=1,2,4", "-a", "remove_biases=true,false", "--db", str(db)])
+    main(
+        [
+            "-q",
+            "tune",
+            "svd",
+            "--only",
+            "-a",
+            "k=1,2,4",
+            "-a",
+            "remove_biases=true,false",
+            "--db",
+            str(db),
+        ]
+    )
     out = capsys.readouterr().out
     with duckdb.connect(str(db), read_only=True) as con:
-        chosen, value, trials = con.execute("select params, value, trials from models.tuned where kind = 'svd'").fetchall()[0]
+        chosen, value, trials = con.execute(
+            "select params, value, trials from models.tuned where kind = 'svd'"
+        ).fetchall()[0]
     chosen, trials = json.loads(chosen), json.loads(trials)
     # Coordinate search from the defaults (k=18): each k, then the other centring at the best k.
     assert sorted(t["params"]["k"] for t in trials if t["params"]["remove_biases"]) == [1, 2, 4, 18]
     assert chosen["k"] in (1, 2, 4) and value == min(t["value"] for t in trials)
-    assert f"tuned svd: rmse" in out and f"k={chosen['k']}" in out
+    assert "tuned svd: rmse" in out and f"k={chosen['k']}" in out
 
     main(["-q", "fit", "svd", "--no-tsne", "--neighbours", "3", "--db", str(db)])
     main(["-q", "fit", "svd", "--no-tsne", "--neighbours", "3", "-p", "k=3", "--db", str(db)])
     with duckdb.connect(str(db), read_only=True) as con:
-        ks = [json.loads(p)["k"] for p, in con.execute("select params from models.runs where kind = 'svd' order by run_id").fetchall()]
+        ks = [
+            json.loads(p)["k"]
+            for (p,) in con.execute(
+                "select params from models.runs where kind = 'svd' order by run_id"
+            ).fetchall()
+        ]
     assert ks == [chosen["k"], 3]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tune", "svd", "-a", "rank=3"], "--axis 'rank=3': expected NAME=V1,V2,... with NAME one of"),
-        (["tune", "mf", "-a", "factors=eight"], "--axis 'factors=eight': factors takes a whole number, not 'eight'"),
+        (
+            ["tune", "svd", "-a", "rank=3"],
+            "--axis 'rank=3': expected NAME=V1,V2,... with NAME one of",
+        ),
+        (
+            ["tune", "mf", "-a", "factors=eight"],
+            "--axis 'factors=eight': factors takes a whole number, not 'eight'",
+        ),
         (["tune", "mf", "-a", "factors=8,,16"], "factors takes a whole number, not ''"),
-        (["tune", "mf", "-a", "factors=-3,8"], "mf factors=-3: must be a whole number of at least 1"),
-        (["tune", "als", "-a", "weighting=bm25,tfidf"], "als weighting='tfidf': must be one of rating, binary, bm25"),
+        (
+            ["tune", "mf", "-a", "factors=-3,8"],
+            "mf factors=-3: must be a whole number of at least 1",
+        ),
+        (
+            ["tune", "als", "-a", "weighting=bm25,tfidf"],
+            "als weighting='tfidf': must be one of rating, binary, bm25",
+        ),
         (["tune", "svd", "--only"], "--only needs at least one --axis"),
     ],
 )
@@ -414,4 +520,6 @@ def test_tune_command_rejects_bad_axes_in_one_line(tmp_path, capsys, args, messa
     assert exit_info.value.code == 1
     assert message in err and len(err.splitlines()) == 1
     with duckdb.connect(str(db), read_only=True) as con:
-        assert not con.execute("select count(*) from information_schema.tables where table_name = 'tuned'").fetchall()[0][0]
+        assert not con.execute(
+            "select count(*) from information_schema.tables where table_name = 'tuned'"
+        ).fetchall()[0][0]

@@ -154,7 +154,9 @@ def connect(db_path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyC
     try:
         con = duckdb.connect(str(db_path), read_only=read_only, config=connection_config())
     except duckdb.IOException as exc:
-        raise ShelfwiseError(f"cannot open warehouse {db_path}: {str(exc).splitlines()[0]}") from exc
+        raise ShelfwiseError(
+            f"cannot open warehouse {db_path}: {str(exc).splitlines()[0]}"
+        ) from exc
     if not read_only:
         con.execute(DDL)
         _create_empty_raw_tables(con)
@@ -194,7 +196,9 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> object:
     """First column of the first row (fully consumed, so the connection stays usable)."""
-    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    rows = (
+        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    )
     return rows[0][0] if rows else None
 
 
@@ -287,9 +291,13 @@ def open_for_reading(db_path: Path | str) -> duckdb.DuckDBPyConnection:
     target = snap if snap.exists() else require_warehouse(db_path)
     con = duckdb.connect(":memory:", config=connection_config())
     try:
-        con.execute(f"attach '{str(target).replace(chr(39), chr(39) * 2)}' as warehouse (read_only)")
+        con.execute(
+            f"attach '{str(target).replace(chr(39), chr(39) * 2)}' as warehouse (read_only)"
+        )
     except duckdb.Error as exc:
         con.close()
-        raise ShelfwiseError(f"cannot open warehouse {target}: {str(exc).strip().splitlines()[0]}") from exc
+        raise ShelfwiseError(
+            f"cannot open warehouse {target}: {str(exc).strip().splitlines()[0]}"
+        ) from exc
     con.execute("use warehouse")
     return con

@@ -55,7 +55,9 @@ class RemoteFile:
         if not self.name or self.name in (".", "..") or "/" in self.name or "\\" in self.name:
             raise ValueError(f"RemoteFile name must be a plain file name, got {self.name!r}")
         if self.sha256 is not None and not _SHA256_RE.match(self.sha256):
-            raise ValueError(f"RemoteFile {self.name}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+            raise ValueError(
+                f"RemoteFile {self.name}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}"
+            )
 
 
 # goodbooks-10k by Zygmunt Zając, https://github.com/zygmuntz/goodbooks-10k, CC BY-SA 4.0.
@@ -174,7 +176,9 @@ def download_files(
         ]
 
 
-def download_goodbooks(dest: Path, *, base_url: str | None = None, progress: bool = True) -> list[Path]:
+def download_goodbooks(
+    dest: Path, *, base_url: str | None = None, progress: bool = True
+) -> list[Path]:
     """Download the goodbooks-10k CSV files into ``dest``.
 
     Parameters
@@ -195,10 +199,16 @@ def download_goodbooks(dest: Path, *, base_url: str | None = None, progress: boo
 
 
 def _url_for(remote: RemoteFile, base_url: str | None) -> str:
-    url = remote.url if base_url is None else f"{base_url.rstrip('/')}/{urllib.parse.quote(remote.name)}"
+    url = (
+        remote.url
+        if base_url is None
+        else f"{base_url.rstrip('/')}/{urllib.parse.quote(remote.name)}"
+    )
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise ShelfwiseError(f"cannot download {remote.name} from {url}: only http and https addresses are supported")
+        raise ShelfwiseError(
+            f"cannot download {remote.name} from {url}: only http and https addresses are supported"
+        )
     return url
 
 
@@ -277,7 +287,9 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _download_one(remote: RemoteFile, url: str, dest: Path, *, bar, timeout: float, retries: int) -> Path:
+def _download_one(
+    remote: RemoteFile, url: str, dest: Path, *, bar, timeout: float, retries: int
+) -> Path:
     final = dest / remote.name
     part = dest / f"{remote.name}.part"
     validator_file = dest / f"{remote.name}.part.etag"
@@ -293,11 +305,17 @@ def _download_one(remote: RemoteFile, url: str, dest: Path, *, bar, timeout: flo
                 return final
             log.warning(
                 "%s is there but its sha256 is %s, expected %s (%s): downloading it again",
-                final, actual, expected, expected_from,
+                final,
+                actual,
+                expected,
+                expected_from,
             )
         else:
-            log.warning("%s is there but has no known checksum (no pinned value, no %s): downloading it again",
-                        final, sidecar.name)
+            log.warning(
+                "%s is there but has no known checksum (no pinned value, no %s): downloading it again",
+                final,
+                sidecar.name,
+            )
 
     task = bar.add_task(remote.name, total=None) if bar is not None else None
     failures = 0
@@ -319,7 +337,14 @@ def _download_one(remote: RemoteFile, url: str, dest: Path, *, bar, timeout: flo
                 suffix = f" ({'; '.join(notes)})" if notes else ""
                 raise ShelfwiseError(f"could not download {url}: {exc}{suffix}") from None
             delay = min(_BACKOFF_SECONDS * 2 ** (failures - 1), _BACKOFF_MAX)
-            log.warning("downloading %s failed (%s); retrying in %.1f s (%d/%d)", url, exc, delay, failures, retries)
+            log.warning(
+                "downloading %s failed (%s); retrying in %.1f s (%d/%d)",
+                url,
+                exc,
+                delay,
+                failures,
+                retries,
+            )
             time.sleep(delay)
 
     actual = sha256_of(part)
@@ -352,7 +377,9 @@ def _attempt(url: str, part: Path, validator_file: Path, *, timeout: float, bar,
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-        validator = validator_file.read_text(encoding="utf-8").strip() if validator_file.exists() else ""
+        validator = (
+            validator_file.read_text(encoding="utf-8").strip() if validator_file.exists() else ""
+        )
         if validator:
             # The server sends the whole (new) file instead of the range if it changed since.
             headers["If-Range"] = validator
@@ -381,21 +408,33 @@ def _attempt(url: str, part: Path, validator_file: Path, *, timeout: float, bar,
         if response.status == 206 and offset:
             start, _end, total = _parse_content_range(response.headers.get("Content-Range", ""))
             if start != offset:
-                log.warning("server answered the resume of %s at byte %d with byte %s: starting again",
-                            part, offset, start)
+                log.warning(
+                    "server answered the resume of %s at byte %d with byte %s: starting again",
+                    part,
+                    offset,
+                    start,
+                )
                 _reset(part, validator_file)
                 raise _Restart
             mode = "ab"
-            expected_total = total if total is not None else (offset + length if length is not None else None)
+            expected_total = (
+                total if total is not None else (offset + length if length is not None else None)
+            )
         elif response.status == 200:
             if offset:
-                log.info("server sent the whole of %s instead of resuming at byte %d: starting again", url, offset)
+                log.info(
+                    "server sent the whole of %s instead of resuming at byte %d: starting again",
+                    url,
+                    offset,
+                )
             offset = 0
             mode = "wb"
             expected_total = length
             _save_validator(validator_file, response.headers)
         else:
-            raise ShelfwiseError(f"could not download {url}: unexpected HTTP {response.status} {response.reason}")
+            raise ShelfwiseError(
+                f"could not download {url}: unexpected HTTP {response.status} {response.reason}"
+            )
 
         if bar is not None:
             bar.update(task, total=expected_total, completed=offset)
@@ -436,7 +475,9 @@ def _parse_content_range(value: str) -> tuple[int | None, int | None, int | None
 
 def _save_validator(validator_file: Path, headers) -> None:
     etag = (headers.get("ETag") or "").strip()
-    validator = etag if etag and not etag.startswith("W/") else (headers.get("Last-Modified") or "").strip()
+    validator = (
+        etag if etag and not etag.startswith("W/") else (headers.get("Last-Modified") or "").strip()
+    )
     if validator:
         _write_atomically(validator_file, validator + "\n")
     else:

@@ -36,7 +36,9 @@ GB_W_AUTHOR, GB_W_SERIES, GB_W_TAG, GB_W_NOISE = 1.0, 0.6, 1.0, 0.45
 GB_TOP_TAGS = 10  # tags per book that enter its vector (by log(count) * idf)
 GB_USER_NOISE = 0.35  # how far a user strays from their cluster mix
 GB_W_FANDOM = 0.8  # weight of a user's favourite authors/series next to their cluster mix
-GB_MIN_USER_SHARE = 0.17  # fewest ratings per user, as a share of the mean (19 of 112 in the real file)
+GB_MIN_USER_SHARE = (
+    0.17  # fewest ratings per user, as a share of the mean (19 of 112 in the real file)
+)
 GB_USER_SIGMA = 0.7  # log-normal spread of user activity above that floor
 GB_TO_READ_SHARE = 912_705 / 5_976_479  # to_read rows per rating in the real dataset
 GB_RATING_AFFINITY, GB_RATING_BIAS, GB_RATING_NOISE = 0.7, 0.45, 0.55
@@ -48,14 +50,29 @@ GB_WORKERS = 2  # threads; results do not depend on it
 UCSD_FULL = (228_648_342, 876_145, 2_360_650)  # interactions, users, books of the real dump
 UCSD_MAX_DENSITY = 0.02  # small samples get more users/books than proportional so this holds
 UCSD_GENRES = (
-    "fantasy", "romance", "mystery", "young-adult", "science-fiction", "historical-fiction",
-    "non-fiction", "thriller", "classics", "horror", "biography", "poetry", "comics",
-    "paranormal", "children", "contemporary",
+    "fantasy",
+    "romance",
+    "mystery",
+    "young-adult",
+    "science-fiction",
+    "historical-fiction",
+    "non-fiction",
+    "thriller",
+    "classics",
+    "horror",
+    "biography",
+    "poetry",
+    "comics",
+    "paranormal",
+    "children",
+    "contemporary",
 )
 UCSD_POP_ALPHA, UCSD_POP_X0 = 1.05, 3.0  # within-genre book popularity ~ (rank + x0) ** -alpha
 UCSD_BLOCK_USERS = 1024
 UCSD_BOOK_CHUNK = 131_072
-UCSD_GZIP_LEVEL = 1  # the books file is ~1 GB of JSON at full size: speed over the last 20 % of size
+UCSD_GZIP_LEVEL = (
+    1  # the books file is ~1 GB of JSON at full size: speed over the last 20 % of size
+)
 # Normal quantiles at the cumulative shares of 1..4 stars (3 %, 11 %, 33 %, 68 %) of rated UCSD rows.
 UCSD_STAR_CUTS = np.array([-1.8808, -1.2265, -0.4399, 0.4677])
 
@@ -80,13 +97,20 @@ def _progress(enabled: bool, description: str, total: int) -> Iterator[Callable[
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
 
-def _ordered_map(fn: Callable[..., T], jobs: Iterable[tuple], workers: int = 2, window: int = 4) -> Iterator[T]:
+def _ordered_map(
+    fn: Callable[..., T], jobs: Iterable[tuple], workers: int = 2, window: int = 4
+) -> Iterator[T]:
     """``fn(*job)`` for each job on a small thread pool, yielded in job order, few jobs in flight.
 
     Each job draws from its own generator, so results do not depend on the scheduling; NumPy
@@ -185,9 +209,15 @@ def _copy_rows(src: Path, dst: Path, column: str, keep: set[str] | None) -> int:
     header = next(reader)
     idx = header.index(column)
     out = [lines[0] + "\n"]
-    if not any('"' in line for line in lines):  # no quoting at all (book_tags.csv): one record per line
+    if not any(
+        '"' in line for line in lines
+    ):  # no quoting at all (book_tags.csv): one record per line
         rows = (line for line in lines[1:] if line)
-        out += [line + "\n" for line in rows if keep is None or line.rstrip("\r").split(",")[idx] in keep]
+        out += [
+            line + "\n"
+            for line in rows
+            if keep is None or line.rstrip("\r").split(",")[idx] in keep
+        ]
         dst.write_text("".join(out), encoding="utf-8", newline="")
         return len(out) - 1
     done = reader.line_num
@@ -211,8 +241,12 @@ def _distinct_ints(rng: np.random.Generator, n: int, low: int, high: int) -> np.
         raise ValueError("range too small")
     have = np.empty(0, dtype=np.int64)
     while len(have) < n:
-        draw = np.sort(np.concatenate([have, rng.integers(low, high, int((n - len(have)) * 1.1) + 16)]))
-        have = draw[np.concatenate([[True], draw[1:] != draw[:-1]])]  # (np.unique hashes: slow here)
+        draw = np.sort(
+            np.concatenate([have, rng.integers(low, high, int((n - len(have)) * 1.1) + 16)])
+        )
+        have = draw[
+            np.concatenate([[True], draw[1:] != draw[:-1]])
+        ]  # (np.unique hashes: slow here)
     return rng.permutation(have)[:n]
 
 
@@ -232,10 +266,21 @@ def _read_goodbooks_books(books_csv: Path) -> pl.DataFrame:
     try:
         books = pl.read_csv(io.BytesIO(_read_text(books_csv).encode()), infer_schema=False)
     except UnicodeDecodeError as exc:
-        raise BadInputError(f"{books_csv}: not UTF-8 text (bad byte at offset {exc.start:,})") from exc
+        raise BadInputError(
+            f"{books_csv}: not UTF-8 text (bad byte at offset {exc.start:,})"
+        ) from exc
     except (OSError, EOFError, zlib.error, pl.exceptions.PolarsError) as exc:
-        raise BadInputError(f"{books_csv}: cannot read it as CSV: {str(exc).strip().splitlines()[0]}") from exc
-    need = ["book_id", "goodreads_book_id", "authors", "title", "ratings_count", *[f"ratings_{s}" for s in range(1, 6)]]
+        raise BadInputError(
+            f"{books_csv}: cannot read it as CSV: {str(exc).strip().splitlines()[0]}"
+        ) from exc
+    need = [
+        "book_id",
+        "goodreads_book_id",
+        "authors",
+        "title",
+        "ratings_count",
+        *[f"ratings_{s}" for s in range(1, 6)],
+    ]
     missing = [c for c in need if c not in books.columns]
     if missing:
         raise BadInputError(f"{books_csv}: line 1: missing column(s) {', '.join(missing)}")
@@ -244,7 +289,9 @@ def _read_goodbooks_books(books_csv: Path) -> pl.DataFrame:
         bad = books[c].is_not_null() & books[c].cast(pl.Float64, strict=False).is_null()
         if bad.any():
             row = int(bad.arg_true()[0])
-            raise BadInputError(f"{books_csv}: line {row + 2}: column {c}: {books[c][row]!r} is not a number")
+            raise BadInputError(
+                f"{books_csv}: line {row + 2}: column {c}: {books[c][row]!r} is not a number"
+            )
     return books.select(need).with_columns(
         [pl.col(c).cast(pl.Float64).cast(pl.Int64) for c in ints]
         + [pl.col("authors").fill_null(""), pl.col("title").fill_null("")]
@@ -264,7 +311,9 @@ def _tag_rows(book_tags_csv: Path, goodreads_ids: np.ndarray) -> pl.DataFrame:
     if n_tagged == 0:
         return pl.DataFrame(schema={"pos": pl.Int64, "tag_id": pl.Int64, "weight": pl.Float64})
     tags = tags.with_columns(
-        (pl.col("count").cast(pl.Float64).log1p() * (n_tagged / pl.len().over("tag_id")).log()).alias("weight")
+        (
+            pl.col("count").cast(pl.Float64).log1p() * (n_tagged / pl.len().over("tag_id")).log()
+        ).alias("weight")
     ).filter(pl.col("weight") > 0)
     return (
         tags.sort(["pos", "weight", "tag_id"], descending=[False, True, False])
@@ -281,7 +330,9 @@ def _book_vectors(
     n = books.height
     d = GB_DIM
     # Authors: the first named author counts fully, co-authors a third.
-    author_lists = [[a.strip() for a in s.split(",") if a.strip()] or ["?"] for s in books["authors"].to_list()]
+    author_lists = [
+        [a.strip() for a in s.split(",") if a.strip()] or ["?"] for s in books["authors"].to_list()
+    ]
     names = sorted({a for lst in author_lists for a in lst})
     name_idx = {a: i for i, a in enumerate(names)}
     author_vec = _unit_rows(rng.standard_normal((len(names), d)))
@@ -307,7 +358,11 @@ def _book_vectors(
     if tag_rows is not None and tag_rows.height:
         tag_ids, tag_inv = np.unique(tag_rows["tag_id"].to_numpy(), return_inverse=True)
         tag_vec = _unit_rows(rng.standard_normal((len(tag_ids), d)))
-        np.add.at(t_part, tag_rows["pos"].to_numpy(), tag_rows["weight"].to_numpy()[:, None] * tag_vec[tag_inv])
+        np.add.at(
+            t_part,
+            tag_rows["pos"].to_numpy(),
+            tag_rows["weight"].to_numpy()[:, None] * tag_vec[tag_inv],
+        )
         t_part = _unit_rows(t_part)
         # Untagged books borrow the mean tag direction of the same author's tagged books.
         tagged = np.linalg.norm(t_part, axis=1) > 0
@@ -331,7 +386,9 @@ class _GbTaste:
     fav_p: np.ndarray  # (books,) probability that a book is the seed of a favourite author/series
 
 
-def _gb_taste(v: np.ndarray, fandom: np.ndarray, popularity: np.ndarray, rng: np.random.Generator) -> _GbTaste:
+def _gb_taste(
+    v: np.ndarray, fandom: np.ndarray, popularity: np.ndarray, rng: np.random.Generator
+) -> _GbTaste:
     """Taste-cluster centres anchored on popular books, cluster shares, favourite-seed probabilities."""
     n = len(v)
     k = int(np.clip(round(math.sqrt(n) / 4), 2, 32))
@@ -353,7 +410,11 @@ def _gb_users(rng: np.random.Generator, b: int, taste: _GbTaste) -> np.ndarray:
     u = _unit_rows(np.einsum("bj,bjd->bd", mix, taste.centres[picks]))
     n_fav = 1 + rng.binomial(3, 0.4, size=b)
     fav_books = rng.choice(len(taste.fav_p), size=(b, 4), p=taste.fav_p)
-    fav = np.einsum("bj,bjd->bd", (np.arange(4)[None, :] < n_fav[:, None]).astype(np.float64), taste.fandom[fav_books])
+    fav = np.einsum(
+        "bj,bjd->bd",
+        (np.arange(4)[None, :] < n_fav[:, None]).astype(np.float64),
+        taste.fandom[fav_books],
+    )
     noise = _unit_rows(rng.standard_normal((b, u.shape[1])))
     return _unit_rows(u + GB_W_FANDOM * _unit_rows(fav) + GB_USER_NOISE * noise).astype(np.float32)
 
@@ -558,7 +619,9 @@ def generate_goodbooks(
     if n_ratings < 1 or n_users < 1:
         raise InvalidArgument("n_ratings and n_users must be >= 1")
     if n_ratings < n_users:
-        raise InvalidArgument(f"{n_ratings:,} ratings cannot give each of {n_users:,} users one: ask for at least as many ratings as users")
+        raise InvalidArgument(
+            f"{n_ratings:,} ratings cannot give each of {n_users:,} users one: ask for at least as many ratings as users"
+        )
     dest = Path(dest)
     books = _read_goodbooks_books(Path(books_csv))
     n_all = books.height
@@ -573,7 +636,11 @@ def generate_goodbooks(
         raise InvalidArgument(f"{n_ratings} ratings do not fit {n_users} users x {nb} books")
     log.info("goodbooks: %d ratings, %d users, %d books, seed %d", n_ratings, n_users, nb, seed)
 
-    tag_rows = _tag_rows(Path(book_tags_csv), books["goodreads_book_id"].to_numpy()) if book_tags_csv else None
+    tag_rows = (
+        _tag_rows(Path(book_tags_csv), books["goodreads_book_id"].to_numpy())
+        if book_tags_csv
+        else None
+    )
     v, fandom = _book_vectors(books, tag_rows, _rng(seed, 0))
     popularity = np.maximum(books["ratings_count"].to_numpy(), 1)
     taste = _gb_taste(v, fandom, popularity, _rng(seed, 1))
@@ -582,8 +649,12 @@ def generate_goodbooks(
     pilot = _gb_users(_rng(seed, 4), GB_PILOT_USERS, taste)
     mean_tilt = np.zeros(nb)
     for lo_user in range(0, GB_PILOT_USERS, 512):  # |beta * affinity| <= beta: exp cannot overflow
-        mean_tilt += np.exp(np.float32(GB_BETA) * (pilot[lo_user : lo_user + 512] @ v.T)).sum(axis=0, dtype=np.float64)
-    logpop = (GB_POP_EXPONENT * np.log(popularity) - np.log(mean_tilt / GB_PILOT_USERS)).astype(np.float32)
+        mean_tilt += np.exp(np.float32(GB_BETA) * (pilot[lo_user : lo_user + 512] @ v.T)).sum(
+            axis=0, dtype=np.float64
+        )
+    logpop = (GB_POP_EXPONENT * np.log(popularity) - np.log(mean_tilt / GB_PILOT_USERS)).astype(
+        np.float32
+    )
     hist = books.select([f"ratings_{s}" for s in range(1, 6)]).to_numpy().astype(np.float64)
 
     # Activity: exact totals, long-tailed, capped by the number of books.
@@ -602,21 +673,40 @@ def generate_goodbooks(
     for _ in range(GB_WORKERS):
         workspaces.put({})
     jobs = (
-        (seed, block, first, n_rate[first : first + step], n_read[first : first + step], vt, logpop, taste, workspaces)
+        (
+            seed,
+            block,
+            first,
+            n_rate[first : first + step],
+            n_read[first : first + step],
+            vt,
+            logpop,
+            taste,
+            workspaces,
+        )
         for block, first in enumerate(range(0, n_users, step))
     )
     # One BLAS thread per worker: the workers already use the cores.
-    with _progress(progress, "goodbooks ratings", n_ratings) as advance, threadpool_limits(1, user_api="blas"):
+    with (
+        _progress(progress, "goodbooks ratings", n_ratings) as advance,
+        threadpool_limits(1, user_api="blas"),
+    ):
         for part in _ordered_map(_gb_block, jobs, workers=GB_WORKERS):
             parts.append(part)
             advance(len(part[0]))
-    r_user, r_book, r_aff, r_bias, r_noise, t_user, t_book = (np.concatenate(c) for c in zip(*parts))
+    r_user, r_book, r_aff, r_bias, r_noise, t_user, t_book = (
+        np.concatenate(c) for c in zip(*parts)
+    )
     del parts
 
     # Stars: affinity standardised within each book, then the book's own histogram.
     cnt = np.bincount(r_book, minlength=nb).astype(np.float64)
     mu = np.bincount(r_book, weights=r_aff, minlength=nb) / np.maximum(cnt, 1)
-    var = np.bincount(r_book, weights=r_aff.astype(np.float64) ** 2, minlength=nb) / np.maximum(cnt, 1) - mu**2
+    var = (
+        np.bincount(r_book, weights=r_aff.astype(np.float64) ** 2, minlength=nb)
+        / np.maximum(cnt, 1)
+        - mu**2
+    )
     z = (r_aff - mu[r_book]) / np.sqrt(np.maximum(var, 1e-6))[r_book]
     score = GB_RATING_AFFINITY * z + GB_RATING_BIAS * r_bias + GB_RATING_NOISE * r_noise
     stars = _stars(r_book, score, hist)
@@ -624,16 +714,22 @@ def generate_goodbooks(
     dest.mkdir(parents=True, exist_ok=True)
     book_ids = books["book_id"].to_numpy()
     counts: dict[str, int] = {}
-    pl.DataFrame({"user_id": r_user + 1, "book_id": book_ids[r_book], "rating": stars}).write_csv(dest / "ratings.csv")
+    pl.DataFrame({"user_id": r_user + 1, "book_id": book_ids[r_book], "rating": stars}).write_csv(
+        dest / "ratings.csv"
+    )
     counts["ratings.csv"] = len(r_user)
-    pl.DataFrame({"user_id": t_user + 1, "book_id": book_ids[t_book]}).write_csv(dest / "to_read.csv")
+    pl.DataFrame({"user_id": t_user + 1, "book_id": book_ids[t_book]}).write_csv(
+        dest / "to_read.csv"
+    )
     counts["to_read.csv"] = len(t_user)
     keep_books = {str(b) for b in book_ids} if restricted else None
     counts["books.csv"] = _copy_rows(Path(books_csv), dest / "books.csv", "book_id", keep_books)
     used_tags: set[str] | None = None
     if book_tags_csv:
         keep_gr = {str(g) for g in books["goodreads_book_id"].to_list()} if restricted else None
-        counts["book_tags.csv"] = _copy_rows(Path(book_tags_csv), dest / "book_tags.csv", "goodreads_book_id", keep_gr)
+        counts["book_tags.csv"] = _copy_rows(
+            Path(book_tags_csv), dest / "book_tags.csv", "goodreads_book_id", keep_gr
+        )
         if restricted:
             written = pl.read_csv(dest / "book_tags.csv", infer_schema=False)
             used_tags = set(written["tag_id"].to_list())
@@ -693,7 +789,9 @@ class _UcsdBooks:
         self.rank_of_csv = np.empty(n_books, dtype=np.int64)
         self.rank_of_csv[self.csv_of_rank] = rank
         # Popular books are a little better on average.
-        self.quality = (rng.standard_normal(n_books) + 0.3 * (1 - rank / n_books)).astype(np.float32)
+        self.quality = (rng.standard_normal(n_books) + 0.3 * (1 - rank / n_books)).astype(
+            np.float32
+        )
         # Authors: runs of consecutive books within a genre (so an author's books share genre and
         # similar popularity); some runs are series.
         order = np.lexsort((rank // g, self.genre))  # by genre, then within-genre popularity
@@ -774,7 +872,9 @@ def _ucsd_group(
     rated = is_read & (rng.random(n) < p_rate[users])
     reviewed = is_read & (rng.random(n) < p_review[users])
     match = books.genre[rank] == fav[users]
-    score = 0.55 * books.quality[rank] + 0.5 * bias[users] + 0.45 * match + 0.7 * rng.standard_normal(n)
+    score = (
+        0.55 * books.quality[rank] + 0.5 * bias[users] + 0.45 * match + 0.7 * rng.standard_normal(n)
+    )
     centre = 0.45 * 0.45
     spread = math.sqrt(0.55**2 + 0.5**2 + 0.45**2 * 0.25 + 0.7**2)
     stars = (1 + np.searchsorted(UCSD_STAR_CUTS, (score - centre) / spread)).astype(np.int8)
@@ -789,24 +889,10 @@ def _ucsd_group(
     }
 
 
-_ADJ = (
-    "Silent Hidden Broken Last Golden Lost Secret Dark Bright Wild Burning Frozen Crimson Silver Quiet "
-    "Forgotten Endless Hollow Scarlet Distant Little Iron Glass Winter Summer Midnight Savage Gentle "
-    "Stolen Shattered Wicked Sacred Hungry Restless Painted Velvet Falling Rising Drowned Empty"
-).split()
-_NOUN = (
-    "River Garden House Kingdom Shadow Crown Road Sea Storm Heart Empire Witness Orchard Library "
-    "Mountain Harbor Promise Letter Island Fire City Forest Queen Thief Daughter Wolf Tower Mirror "
-    "Bridge Song Map Clock Station Archive Star Lantern Bone Feather Hunter Ghost Winter Game"
-).split()
-_FIRST = (
-    "Anna James Maria John Emma Robert Sarah David Laura Michael Clara Daniel Nora Thomas Iris Peter "
-    "Julia Samuel Lena Henry Alice Oliver Rosa Victor Helen Arthur Mira Felix Ruth Oscar Elena Hugo"
-).split()
-_LAST = (
-    "Smith Carter Nguyen Walsh Moreno Fischer Okafor Lindqvist Brennan Haddad Kowalski Reyes Tanaka "
-    "Dubois Novak Hughes Sato Romano Becker Silva Murphy Petrov Larsen Cohen Abbott Quinn Mercer Vance"
-).split()
+_ADJ = ["Silent", "Hidden", "Broken", "Last", "Golden", "Lost", "Secret", "Dark", "Bright", "Wild", "Burning", "Frozen", "Crimson", "Silver", "Quiet", "Forgotten", "Endless", "Hollow", "Scarlet", "Distant", "Little", "Iron", "Glass", "Winter", "Summer", "Midnight", "Savage", "Gentle", "Stolen", "Shattered", "Wicked", "Sacred", "Hungry", "Restless", "Painted", "Velvet", "Falling", "Rising", "Drowned", "Empty"]
+_NOUN = ["River", "Garden", "House", "Kingdom", "Shadow", "Crown", "Road", "Sea", "Storm", "Heart", "Empire", "Witness", "Orchard", "Library", "Mountain", "Harbor", "Promise", "Letter", "Island", "Fire", "City", "Forest", "Queen", "Thief", "Daughter", "Wolf", "Tower", "Mirror", "Bridge", "Song", "Map", "Clock", "Station", "Archive", "Star", "Lantern", "Bone", "Feather", "Hunter", "Ghost", "Winter", "Game"]
+_FIRST = ["Anna", "James", "Maria", "John", "Emma", "Robert", "Sarah", "David", "Laura", "Michael", "Clara", "Daniel", "Nora", "Thomas", "Iris", "Peter", "Julia", "Samuel", "Lena", "Henry", "Alice", "Oliver", "Rosa", "Victor", "Helen", "Arthur", "Mira", "Felix", "Ruth", "Oscar", "Elena", "Hugo"]
+_LAST = ["Smith", "Carter", "Nguyen", "Walsh", "Moreno", "Fischer", "Okafor", "Lindqvist", "Brennan", "Haddad", "Kowalski", "Reyes", "Tanaka", "Dubois", "Novak", "Hughes", "Sato", "Romano", "Becker", "Silva", "Murphy", "Petrov", "Larsen", "Cohen", "Abbott", "Quinn", "Mercer", "Vance"]
 _SHELF_EXTRA = {
     "fantasy": ("magic", "epic-fantasy", "dragons"),
     "romance": ("contemporary-romance", "love", "chick-lit"),
@@ -862,11 +948,17 @@ def _ucsd_book_frame(
     series_word = (author * 7919 + 17) % (len(_ADJ) * len(_NOUN))  # one series name per author
 
     # Co-authors, illustrators, translators, editors on 8 % of books.
-    author_ids = np.stack([ids["author_id"][author], ids["author_id"][rng.integers(0, books.n_authors, n)]], axis=1)
-    role = np.array(["", "Illustrator", "Translator", "Editor"], dtype=object)[rng.integers(0, 4, n)]
+    author_ids = np.stack(
+        [ids["author_id"][author], ids["author_id"][rng.integers(0, books.n_authors, n)]], axis=1
+    )
+    role = np.array(["", "Illustrator", "Translator", "Editor"], dtype=object)[
+        rng.integers(0, 4, n)
+    ]
     roles = np.stack([np.full(n, "", dtype=object), role], axis=1)
     has_second = rng.random(n) < 0.08
-    authors = _struct_lists({"author_id": author_ids, "role": roles}, np.stack([np.ones(n, bool), has_second], axis=1))
+    authors = _struct_lists(
+        {"author_id": author_ids, "role": roles}, np.stack([np.ones(n, bool), has_second], axis=1)
+    )
 
     # Shelves scale with the written shelvings; listed by count, as in the real dump.
     shelved = books.shelved[rank]
@@ -874,11 +966,18 @@ def _ucsd_book_frame(
     genre_share = rng.uniform(0.05, 0.4, n)
     g = len(UCSD_GENRES)
     vocab = np.array(
-        ["to-read", *UCSD_GENRES, "currently-reading", *[e for k in UCSD_GENRES for e in _SHELF_EXTRA[k]], "favorites"],
+        [
+            "to-read",
+            *UCSD_GENRES,
+            "currently-reading",
+            *[e for k in UCSD_GENRES for e in _SHELF_EXTRA[k]],
+            "favorites",
+        ],
         dtype=object,
     )
     shelf_counts = np.stack(
-        [to_read, to_read * genre_share, shelved // 4, to_read * genre_share / 3, shelved // 6], axis=1
+        [to_read, to_read * genre_share, shelved // 4, to_read * genre_share / 3, shelved // 6],
+        axis=1,
     ).astype(np.int64)
     shelf_names = np.stack(
         [
@@ -901,11 +1000,18 @@ def _ucsd_book_frame(
         {
             "book_id": ids["book_id"][rank],
             "work_id": ids["work_id"][rank],
-            "a": a, "n1": n1, "n2": n2, "pattern": pattern,
-            "s_adj": series_word % len(_ADJ), "s_noun": series_word // len(_ADJ), "pos": books.series_pos[rank],
+            "a": a,
+            "n1": n1,
+            "n2": n2,
+            "pattern": pattern,
+            "s_adj": series_word % len(_ADJ),
+            "s_noun": series_word // len(_ADJ),
+            "pos": books.series_pos[rank],
             "year": np.clip(np.round(2017 - rng.exponential(9.0, n)), 1850, 2017).astype(np.int64),
             "no_year": rng.random(n) < 0.15,
-            "average": np.where(rated > 0, books.star_sum[rank] / np.maximum(rated, 1), quality_avg),
+            "average": np.where(
+                rated > 0, books.star_sum[rank] / np.maximum(rated, 1), quality_avg
+            ),
             "ratings_count": rated + rng.poisson(np.maximum(rated, 1) * 3.0),
             "image": rng.integers(1_000_000_000, 1_600_000_000, n),
             "has_image": rng.random(n) < 0.7,
@@ -919,13 +1025,25 @@ def _ucsd_book_frame(
         pl.when(pl.col("pattern") == 0)
         .then(pl.concat_str([pl.lit("The "), word(_ADJ, "a"), pl.lit(" "), word(_NOUN, "n1")]))
         .when(pl.col("pattern") == 1)
-        .then(pl.concat_str([word(_NOUN, "n1"), pl.lit(" of the "), word(_ADJ, "a"), pl.lit(" "), word(_NOUN, "n2")]))
+        .then(
+            pl.concat_str(
+                [
+                    word(_NOUN, "n1"),
+                    pl.lit(" of the "),
+                    word(_ADJ, "a"),
+                    pl.lit(" "),
+                    word(_NOUN, "n2"),
+                ]
+            )
+        )
         .otherwise(pl.concat_str([word(_ADJ, "a"), pl.lit(" "), word(_NOUN, "n1")]))
     )
     series = pl.concat_str([word(_ADJ, "s_adj"), pl.lit(" "), word(_NOUN, "s_noun")])
     book_id = pl.col("book_id").cast(pl.String)
     image = pl.format("https://images.gr-assets.com/books/{}m/{}.jpg", pl.col("image"), book_id)
-    no_photo = "https://s.gr-assets.com/assets/nophoto/book/111x148-bcc042a9c91a29c1d680899eff700a03.png"
+    no_photo = (
+        "https://s.gr-assets.com/assets/nophoto/book/111x148-bcc042a9c91a29c1d680899eff700a03.png"
+    )
     return frame.with_columns(title.alias("title_without_series")).select(
         book_id.alias("book_id"),
         pl.col("work_id").cast(pl.String),
@@ -935,7 +1053,10 @@ def _ucsd_book_frame(
         .alias("title"),
         "title_without_series",
         pl.lit(pl.Series("authors", authors)),
-        pl.when(pl.col("no_year")).then(pl.lit("")).otherwise(pl.col("year").cast(pl.String)).alias("publication_year"),
+        pl.when(pl.col("no_year"))
+        .then(pl.lit(""))
+        .otherwise(pl.col("year").cast(pl.String))
+        .alias("publication_year"),
         _two_decimals(pl.col("average")).alias("average_rating"),
         pl.col("ratings_count").cast(pl.String),
         pl.when(pl.col("has_image")).then(image).otherwise(pl.lit(no_photo)).alias("image_url"),
@@ -1039,10 +1160,14 @@ def generate_ucsd(
         raise ValueError("need 1 <= n_users <= n_interactions and n_books >= 1")
     cap = max(1, books_n // 2)
     if users_n * cap < n_interactions:
-        raise ValueError(f"{n_interactions} interactions do not fit {users_n} users x {books_n} books")
+        raise ValueError(
+            f"{n_interactions} interactions do not fit {users_n} users x {books_n} books"
+        )
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    log.info("ucsd: %d interactions, %d users, %d books, seed %d", n_interactions, users_n, books_n, seed)
+    log.info(
+        "ucsd: %d interactions, %d users, %d books, seed %d", n_interactions, users_n, books_n, seed
+    )
 
     books = _UcsdBooks(books_n, seed)
     per_user = _allocate(n_interactions, _rng(seed, 13).lognormal(0.0, 1.2, users_n), 1, cap)
@@ -1063,7 +1188,9 @@ def generate_ucsd(
         books.shelved += np.bincount(rank, minlength=m)
         books.rated += np.bincount(rank, weights=stars > 0, minlength=m).astype(np.int64)
         books.star_sum += np.bincount(rank, weights=stars, minlength=m).astype(np.int64)
-        books.reviewed += np.bincount(rank, weights=frame["is_reviewed"].to_numpy(), minlength=m).astype(np.int64)
+        books.reviewed += np.bincount(
+            rank, weights=frame["is_reviewed"].to_numpy(), minlength=m
+        ).astype(np.int64)
         frame.drop("rank").write_csv(fh, include_header=False)
         written += frame.height
         buffered, n_buffered = [], 0
@@ -1073,7 +1200,9 @@ def generate_ucsd(
     with open(dest / "goodreads_interactions.csv", "wb") as fh, bar as advance:
         fh.write((",".join(columns) + "\n").encode())
         firsts = range(0, users_n, UCSD_BLOCK_USERS)
-        jobs = ((books, seed, g, f, per_user[f : f + UCSD_BLOCK_USERS]) for g, f in enumerate(firsts))
+        jobs = (
+            (books, seed, g, f, per_user[f : f + UCSD_BLOCK_USERS]) for g, f in enumerate(firsts)
+        )
         for part in _ordered_map(_ucsd_group, jobs):
             buffered.append(part)
             n_buffered += len(part["user_id"])
@@ -1085,16 +1214,20 @@ def generate_ucsd(
 
     id_rng = _rng(seed, 14)
     user_hex = _hex_ids(id_rng, users_n)
-    pl.DataFrame({"user_id_csv": np.arange(users_n), "user_id": user_hex}).write_csv(dest / "user_id_map.csv")
+    pl.DataFrame({"user_id_csv": np.arange(users_n), "user_id": user_hex}).write_csv(
+        dest / "user_id_map.csv"
+    )
     counts["user_id_map.csv"] = users_n
     ids = {
         "book_id": _distinct_ints(id_rng, books_n, 1, max(36_500_000, 2 * books_n)),
         "work_id": _distinct_ints(id_rng, books_n, 1, max(58_000_000, 2 * books_n)),
-        "author_id": _distinct_ints(id_rng, books.n_authors, 1, max(17_400_000, 2 * books.n_authors)).astype(str),
+        "author_id": _distinct_ints(
+            id_rng, books.n_authors, 1, max(17_400_000, 2 * books.n_authors)
+        ).astype(str),
     }
-    pl.DataFrame({"book_id_csv": np.arange(books_n), "book_id": ids["book_id"][books.rank_of_csv]}).write_csv(
-        dest / "book_id_map.csv"
-    )
+    pl.DataFrame(
+        {"book_id_csv": np.arange(books_n), "book_id": ids["book_id"][books.rank_of_csv]}
+    ).write_csv(dest / "book_id_map.csv")
     counts["book_id_map.csv"] = books_n
 
     # Chunks are built and compressed on two threads; each is one gzip member (a valid gzip file).
@@ -1116,7 +1249,14 @@ def generate_ucsd(
     first = np.array(_FIRST)[arng.integers(0, len(_FIRST), na)]
     last = np.array(_LAST)[arng.integers(0, len(_LAST), na)]
     authors = pl.DataFrame(
-        {"avg": a_avg, "author_id": ids["author_id"], "rev": a_rev, "first": first, "last": last, "n": a_rated}
+        {
+            "avg": a_avg,
+            "author_id": ids["author_id"],
+            "rev": a_rev,
+            "first": first,
+            "last": last,
+            "n": a_rated,
+        }
     ).select(
         _two_decimals(pl.col("avg")).alias("average_rating"),
         "author_id",

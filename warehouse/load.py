@@ -9,7 +9,7 @@ import logging
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -36,10 +36,17 @@ class FileReport:
 
 def find_file(directory: Path, spec: RawFile) -> Path | None:
     """The folder's file for ``spec``: the first of its names and suffixes present (a warning if several)."""
-    present = [directory / f"{name}{suffix}" for name in spec.names for suffix in SUFFIXES[spec.fmt]]
+    present = [
+        directory / f"{name}{suffix}" for name in spec.names for suffix in SUFFIXES[spec.fmt]
+    ]
     present = [path for path in present if path.is_file()]
     if len(present) > 1:
-        log.warning("%s: %s found; using %s", directory, " and ".join(p.name for p in present), present[0].name)
+        log.warning(
+            "%s: %s found; using %s",
+            directory,
+            " and ".join(p.name for p in present),
+            present[0].name,
+        )
     return present[0] if present else None
 
 
@@ -68,7 +75,9 @@ def read_header(path: Path) -> list[str]:
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadInputError(f"{path}: line 1: header is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        raise BadInputError(
+            f"{path}: line 1: header is not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from exc
     return [c.strip() for c in next(csv.reader([text]))]
 
 
@@ -118,7 +127,9 @@ def _reader_sql(path: Path, spec: RawFile, *, plain_integers: bool = False) -> s
         return "read_csv(?, header = true, delim = ',', quote = '\"', all_varchar = true, strict_mode = true)"
     # Unless the bytes prove every field a plain integer, columns are read as text and cast by
     # _typed_query: DuckDB's own cast would turn "1.5" into 2.
-    types = ", ".join(f"'{c.name}': '{c.type if plain_integers else 'VARCHAR'}'" for c in spec.columns)
+    types = ", ".join(
+        f"'{c.name}': '{c.type if plain_integers else 'VARCHAR'}'" for c in spec.columns
+    )
     return (
         "read_csv(?, header = true, delim = ',', quote = '\"', "
         "store_rejects = true, rejects_table = 'shelfwise_reject_errors', "
@@ -127,7 +138,17 @@ def _reader_sql(path: Path, spec: RawFile, *, plain_integers: bool = False) -> s
     )
 
 
-INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 
 
 def _typed_query(spec: RawFile, reader: str) -> str:
@@ -146,7 +167,9 @@ def _typed_query(spec: RawFile, reader: str) -> str:
         if c.type in INTEGER_TYPES:
             bad += f" or regexp_matches({c.name}, '[^0-9 +-]')"
         kind = "an integer" if c.type in INTEGER_TYPES else f"a valid {c.type}"
-        checks.append(f"when {c.name} is not null and ({bad}) then 'column {c.name}: \"' || {c.name} || '\" is not {kind}'")
+        checks.append(
+            f"when {c.name} is not null and ({bad}) then 'column {c.name}: \"' || {c.name} || '\" is not {kind}'"
+        )
     error = ("case " + " ".join(checks) + " end") if checks else "null::varchar"
     text = " || ',' || ".join(f"coalesce({c.name}, '')" for c in spec.columns)
     return (
@@ -178,12 +201,19 @@ def _read_error(path: Path, exc: duckdb.Error) -> BadInputError:
     if path.suffix == ".gz":
         line = _gzip_break_line(path)
         if line is not None:
-            return BadInputError(f"{path}: line {line}: gzip data ends early or is corrupt (truncated download?): {message}")
+            return BadInputError(
+                f"{path}: line {line}: gzip data ends early or is corrupt (truncated download?): {message}"
+            )
     # DuckDB's CSV errors put the line in the first line and the reason a few lines below it.
     lines = [ln.strip() for ln in str(exc).splitlines()]
     where = re.search(r"CSV Error on Line: (\d+)", lines[0]) if lines else None
     if where:
-        reasons = [ln for ln in lines[1:] if ln and not ln.startswith(("Original Line", "Possible Solution", "file =", "delimiter"))]
+        reasons = [
+            ln
+            for ln in lines[1:]
+            if ln
+            and not ln.startswith(("Original Line", "Possible Solution", "file =", "delimiter"))
+        ]
         if reasons:
             return BadInputError(f"{path}: line {where.group(1)}: {reasons[0]}")
     return BadInputError(f"{path}: cannot read: {message}")
@@ -194,7 +224,11 @@ def _first_line(message: str) -> str:
 
 
 def _load_one(
-    con: duckdb.DuckDBPyConnection, path: Path, spec: RawFile, load_id: int, max_reject_fraction: float
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    spec: RawFile,
+    load_id: int,
+    max_reject_fraction: float,
 ) -> tuple[int, int, int]:
     """Replace ``raw.<table>`` with the file's valid rows; returns (read, loaded, rejected)."""
     if path.stat().st_size == 0:
@@ -271,7 +305,9 @@ def _check_column_order(path: Path, spec: RawFile) -> None:
     header = read_header(path)
     expected = [c.name for c in spec.columns]
     if header != expected:
-        raise BadInputError(f"{path}: line 1: wrong header: expected {','.join(expected)}, found {','.join(header)}")
+        raise BadInputError(
+            f"{path}: line 1: wrong header: expected {','.join(expected)}, found {','.join(header)}"
+        )
 
 
 def _reject_rule_breakers(
@@ -291,9 +327,13 @@ def _reject_rule_breakers(
                 f"then 'column {c.name}: ' || {c.name} || ' is not a whole number'"
             )
         if c.minimum is not None:
-            conditions.append(f"when {c.name} < {c.minimum} then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'")
+            conditions.append(
+                f"when {c.name} < {c.minimum} then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'"
+            )
         if c.maximum is not None:
-            conditions.append(f"when {c.name} > {c.maximum} then 'column {c.name}: ' || {c.name} || ' is above {c.maximum:g}'")
+            conditions.append(
+                f"when {c.name} > {c.maximum} then 'column {c.name}: ' || {c.name} || ' is above {c.maximum:g}'"
+            )
     if not conditions and not spec.key:
         return 0
     reason = ("case " + " ".join(conditions) + " end") if conditions else "null::varchar"
@@ -375,14 +415,25 @@ def load_dataset(con: duckdb.DuckDBPyConnection, config: LoadConfig) -> list[Fil
             read, loaded, rejected = _load_one(con, path, spec, load_id, config.max_reject_fraction)
             con.execute(
                 "insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [load_id, config.source, spec.table, str(path), size, digest, read, rejected,
-                 datetime.now(timezone.utc).replace(tzinfo=None)],
+                [
+                    load_id,
+                    config.source,
+                    spec.table,
+                    str(path),
+                    size,
+                    digest,
+                    read,
+                    rejected,
+                    datetime.now(UTC).replace(tzinfo=None),
+                ],
             )
             reports.append(FileReport(str(path), spec.table, read, loaded, rejected, skipped=False))
     return reports
 
 
-def _clear_absent(con: duckdb.DuckDBPyConnection, spec: RawFile, directory: Path, load_id: int, source: str) -> None:
+def _clear_absent(
+    con: duckdb.DuckDBPyConnection, spec: RawFile, directory: Path, load_id: int, source: str
+) -> None:
     """An optional file missing from the folder empties its table: old rows must not mix with new files.
 
     The load log records the absence (no file, sha256 ``absent``), so the file's return is loaded
@@ -390,9 +441,20 @@ def _clear_absent(con: duckdb.DuckDBPyConnection, spec: RawFile, directory: Path
     """
     if not int(scalar(con, f"select count(*) from (select 1 from raw.{spec.table} limit 1)")):
         return
-    log.warning("%s has no %s file: raw.%s emptied so its old rows cannot mix with the new ones", directory, spec.stem, spec.table)
+    log.warning(
+        "%s has no %s file: raw.%s emptied so its old rows cannot mix with the new ones",
+        directory,
+        spec.stem,
+        spec.table,
+    )
     con.execute(f"delete from raw.{spec.table}")
     con.execute(
         "insert into raw.load_log values (?, ?, ?, ?, 0, 'absent', 0, 0, ?)",
-        [load_id, source, spec.table, str(directory / f"{spec.stem} (absent)"), datetime.now(timezone.utc).replace(tzinfo=None)],
+        [
+            load_id,
+            source,
+            spec.table,
+            str(directory / f"{spec.stem} (absent)"),
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
     )

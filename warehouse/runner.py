@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -130,11 +130,17 @@ def run_transforms(
 
     Checks run inside the same transaction, so a build that breaks one leaves the old matrix.
     """
-    n_source = scalar(con, "select count(*) from core.ratings where source = ?", [config.source]) if _has(con, "core", "ratings") else None
+    n_source = (
+        scalar(con, "select count(*) from core.ratings where source = ?", [config.source])
+        if _has(con, "core", "ratings")
+        else None
+    )
     params = _params(config)
     results: list[ModelResult] = []
     with transaction(con):
-        transform_id = int(scalar(con, "select coalesce(max(transform_id), 0) + 1 from matrix.transform_log"))
+        transform_id = int(
+            scalar(con, "select coalesce(max(transform_id), 0) + 1 from matrix.transform_log")
+        )
         for name in MODELS:
             model = read_model(name)
             if name == "matrix/kcore_step":
@@ -156,8 +162,15 @@ def run_transforms(
                 on_model(result)
             con.execute(
                 "insert into matrix.transform_log values (?, ?, ?, ?, ?, ?, ?)",
-                [transform_id, config.source, result.relation, result.rows, result.seconds,
-                 to_json(config), datetime.now(timezone.utc).replace(tzinfo=None)],
+                [
+                    transform_id,
+                    config.source,
+                    result.relation,
+                    result.rows,
+                    result.seconds,
+                    to_json(config),
+                    datetime.now(UTC).replace(tzinfo=None),
+                ],
             )
         if scalar(con, "select count(*) from matrix.ratings") == 0:
             raise ShelfwiseError(
@@ -168,10 +181,18 @@ def run_transforms(
             )
         run_checks(con)
         con.execute(VIEWS)
-        untitled = int(scalar(con, "select count(*) from matrix.books inner join core.books using (book_key) where core.books.title is null"))
+        untitled = int(
+            scalar(
+                con,
+                "select count(*) from matrix.books inner join core.books using (book_key) where core.books.title is null",
+            )
+        )
         if untitled:
             # Kept, not dropped: the ratings are real; only the books file lacks them (or was not loaded).
-            log.warning("%s books in the matrix have no row in the books file: their ratings are kept, but they show without a title", f"{untitled:,}")
+            log.warning(
+                "%s books in the matrix have no row in the books file: their ratings are kept, but they show without a title",
+                f"{untitled:,}",
+            )
     return results
 
 
@@ -181,7 +202,9 @@ def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return table_exists(con, schema, table)
 
 
-def _iterate_kcore(con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, object]) -> ModelResult:
+def _iterate_kcore(
+    con: duckdb.DuckDBPyConnection, model: Model, params: dict[str, object]
+) -> ModelResult:
     start = time.perf_counter()
     rows = int(scalar(con, f"select count(*) from {model.relation}"))
     rounds = 0
@@ -202,4 +225,6 @@ def run_checks(con: duckdb.DuckDBPyConnection) -> None:
         model = read_model(name)
         bad = con.execute(model.sql).fetchmany(3)
         if bad:
-            raise ShelfwiseError(f"data check {name} failed: {bad[0]} (and maybe more); nothing was changed")
+            raise ShelfwiseError(
+                f"data check {name} failed: {bad[0]} (and maybe more); nothing was changed"
+            )

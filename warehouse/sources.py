@@ -53,28 +53,52 @@ GOODBOOKS: tuple[RawFile, ...] = (
         "goodbooks_books",
         (
             Column("book_id", "VARCHAR", digits=True),
-            *(Column(n, "VARCHAR", nullable=True, digits=True) for n in ("goodreads_book_id", "work_id")),
+            *(
+                Column(n, "VARCHAR", nullable=True, digits=True)
+                for n in ("goodreads_book_id", "work_id")
+            ),
         )
         + tuple(
             Column(n, "VARCHAR", nullable=True)
             for n in (
-                "authors", "original_publication_year",
-                "original_title", "title", "language_code", "average_rating", "ratings_count",
-                "ratings_1", "ratings_2", "ratings_3", "ratings_4", "ratings_5", "image_url",
+                "authors",
+                "original_publication_year",
+                "original_title",
+                "title",
+                "language_code",
+                "average_rating",
+                "ratings_count",
+                "ratings_1",
+                "ratings_2",
+                "ratings_3",
+                "ratings_4",
+                "ratings_5",
+                "image_url",
                 "small_image_url",
             )
         ),
         key=("book_id",),
         all_text=True,
     ),
-    RawFile("tags", "goodbooks_tags", (Column("tag_id", "BIGINT", 0), Column("tag_name", "VARCHAR", nullable=True)), key=("tag_id",)),
+    RawFile(
+        "tags",
+        "goodbooks_tags",
+        (Column("tag_id", "BIGINT", 0), Column("tag_name", "VARCHAR", nullable=True)),
+        key=("tag_id",),
+    ),
     RawFile(
         "book_tags",
         "goodbooks_book_tags",
         (*_ids("goodreads_book_id", "tag_id"), Column("count", "BIGINT", minimum=-1_000_000_000)),
         # The real file repeats a few (book, tag) pairs; they are kept, as the dataset has them.
     ),
-    RawFile("to_read", "goodbooks_to_read", _ids("user_id", "book_id"), key=("user_id", "book_id"), aliases=("toread",)),
+    RawFile(
+        "to_read",
+        "goodbooks_to_read",
+        _ids("user_id", "book_id"),
+        key=("user_id", "book_id"),
+        aliases=("toread",),
+    ),
 )
 
 UCSD: tuple[RawFile, ...] = (
@@ -91,19 +115,39 @@ UCSD: tuple[RawFile, ...] = (
         key=("user_id", "book_id"),
         must_have_rows=True,
     ),
-    RawFile("user_id_map", "ucsd_user_id_map", (Column("user_id_csv", "BIGINT", 0), Column("user_id", "VARCHAR")), key=("user_id_csv",)),
-    RawFile("book_id_map", "ucsd_book_id_map", (Column("book_id_csv", "BIGINT", 0), Column("book_id", "BIGINT", 0)), key=("book_id_csv",)),
+    RawFile(
+        "user_id_map",
+        "ucsd_user_id_map",
+        (Column("user_id_csv", "BIGINT", 0), Column("user_id", "VARCHAR")),
+        key=("user_id_csv",),
+    ),
+    RawFile(
+        "book_id_map",
+        "ucsd_book_id_map",
+        (Column("book_id_csv", "BIGINT", 0), Column("book_id", "BIGINT", 0)),
+        key=("book_id_csv",),
+    ),
     RawFile(
         "goodreads_books",
         "ucsd_books",
         tuple(
             Column(n, "VARCHAR", nullable=True)
             for n in (
-                "book_id", "work_id", "title", "title_without_series", "publication_year",
-                "average_rating", "ratings_count", "image_url", "url",
+                "book_id",
+                "work_id",
+                "title",
+                "title_without_series",
+                "publication_year",
+                "average_rating",
+                "ratings_count",
+                "image_url",
+                "url",
             )
         )
-        + (Column("authors", "JSON", nullable=True), Column("popular_shelves", "JSON", nullable=True)),
+        + (
+            Column("authors", "JSON", nullable=True),
+            Column("popular_shelves", "JSON", nullable=True),
+        ),
         fmt="jsonl",
         key=("book_id",),
     ),

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
@@ -45,13 +45,15 @@ class RatingData:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def matrix_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     """(source, fingerprint) of the current matrix build; raises if none was built."""
     if not table_exists(con, "matrix", "ratings"):
-        raise ShelfwiseError("no rating matrix yet: run `shelfwise load goodbooks DIR` and `shelfwise transform`")
+        raise ShelfwiseError(
+            "no rating matrix yet: run `shelfwise load goodbooks DIR` and `shelfwise transform`"
+        )
     rows = con.execute(
         """select transform_id, source, params from matrix.transform_log
            order by transform_id desc limit 1"""
@@ -66,7 +68,9 @@ def matrix_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
            where transform_id = ?""",
         [transform_id],
     ).fetchall()[0][0]
-    loads = con.execute("select list(sha256 order by raw_table) from raw.load_log where source = ?", [source]).fetchall()[0][0]
+    loads = con.execute(
+        "select list(sha256 order by raw_table) from raw.load_log where source = ?", [source]
+    ).fetchall()[0][0]
     digest = hashlib.sha256(f"{params}|{counts}|{loads}".encode()).hexdigest()[:16]
     return source, digest
 
@@ -82,15 +86,22 @@ def read_ratings(con: duckdb.DuckDBPyConnection) -> RatingData:
         # columns that numpy views without copying. The table is stored ordered by (user_idx,
         # book_idx), and DuckDB keeps that order, so CSR is just per-user counts and the columns.
         table = con.sql(
-            "select user_idx, book_idx, rating::real as rating from matrix.ratings where split = ?", params=[split]
+            "select user_idx, book_idx, rating::real as rating from matrix.ratings where split = ?",
+            params=[split],
         ).to_arrow_table()
-        users, books, ratings = (table.column(name).to_numpy() for name in ("user_idx", "book_idx", "rating"))
-        if len(users) > 1 and np.any(users[1:] < users[:-1]):  # not in stored order after all: sort once
+        users, books, ratings = (
+            table.column(name).to_numpy() for name in ("user_idx", "book_idx", "rating")
+        )
+        if len(users) > 1 and np.any(
+            users[1:] < users[:-1]
+        ):  # not in stored order after all: sort once
             order = np.lexsort((books, users))
             users, books, ratings = users[order], books[order], ratings[order]
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
-        return sp.csr_matrix((ratings, books.astype(np.int32, copy=False), indptr), shape=(n_users, n_books))
+        return sp.csr_matrix(
+            (ratings, books.astype(np.int32, copy=False), indptr), shape=(n_users, n_books)
+        )
 
     return RatingData(split_matrix("train"), split_matrix("test"), source, fingerprint)
 
@@ -106,7 +117,9 @@ def read_to_read(con: duckdb.DuckDBPyConnection, shape: tuple[int, int]) -> sp.c
 # ----------------------------------------------------------------------------- runs
 
 
-def start_run(con: duckdb.DuckDBPyConnection, kind: str, source: str, params: dict, fingerprint: str) -> int:
+def start_run(
+    con: duckdb.DuckDBPyConnection, kind: str, source: str, params: dict, fingerprint: str
+) -> int:
     """Record a run as 'running' (committed at once, so a killed fit stays visible as such)."""
     with transaction(con):
         run_id = int(scalar(con, "select coalesce(max(run_id), 0) + 1 from models.runs"))
@@ -181,44 +194,78 @@ def publish_run(
             "insert into models.run_users select ?, user_idx, user_key from matrix.users", [run_id]
         )
         if model.user_factors is not None:
-            _insert(con, "models.user_factors", _vectors_table("user_idx", model.user_factors, run_id))
+            _insert(
+                con, "models.user_factors", _vectors_table("user_idx", model.user_factors, run_id)
+            )
         if model.book_factors is not None:
-            _insert(con, "models.book_factors", _vectors_table("book_idx", model.book_factors, run_id))
+            _insert(
+                con, "models.book_factors", _vectors_table("book_idx", model.book_factors, run_id)
+            )
         if model.user_bias is not None:
-            _insert(con, "models.user_bias", pa.table({
-                "run_id": np.full(len(model.user_bias), run_id, dtype=np.int64),
-                "user_idx": np.arange(len(model.user_bias), dtype=np.int32),
-                "bias": np.asarray(model.user_bias, dtype=np.float64),
-            }))
+            _insert(
+                con,
+                "models.user_bias",
+                pa.table(
+                    {
+                        "run_id": np.full(len(model.user_bias), run_id, dtype=np.int64),
+                        "user_idx": np.arange(len(model.user_bias), dtype=np.int32),
+                        "bias": np.asarray(model.user_bias, dtype=np.float64),
+                    }
+                ),
+            )
         if model.book_bias is not None:
-            _insert(con, "models.book_bias", pa.table({
-                "run_id": np.full(len(model.book_bias), run_id, dtype=np.int64),
-                "book_idx": np.arange(len(model.book_bias), dtype=np.int32),
-                "bias": np.asarray(model.book_bias, dtype=np.float64),
-            }))
+            _insert(
+                con,
+                "models.book_bias",
+                pa.table(
+                    {
+                        "run_id": np.full(len(model.book_bias), run_id, dtype=np.int64),
+                        "book_idx": np.arange(len(model.book_bias), dtype=np.int32),
+                        "bias": np.asarray(model.book_bias, dtype=np.float64),
+                    }
+                ),
+            )
         if neighbours is not None:
             idx, score = neighbours
             n, k = idx.shape
-            _insert(con, "models.book_neighbours", pa.table({
-                "run_id": np.full(n * k, run_id, dtype=np.int64),
-                "book_idx": np.repeat(np.arange(n, dtype=np.int32), k),
-                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
-                "neighbour_idx": idx.ravel().astype(np.int32),
-                "score": score.ravel().astype(np.float64),
-            }))
+            _insert(
+                con,
+                "models.book_neighbours",
+                pa.table(
+                    {
+                        "run_id": np.full(n * k, run_id, dtype=np.int64),
+                        "book_idx": np.repeat(np.arange(n, dtype=np.int32), k),
+                        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+                        "neighbour_idx": idx.ravel().astype(np.int32),
+                        "score": score.ravel().astype(np.float64),
+                    }
+                ),
+            )
         for method, xy in (projections or {}).items():
-            _insert(con, "models.projections", pa.table({
-                "run_id": np.full(len(xy), run_id, dtype=np.int64),
-                "book_idx": np.arange(len(xy), dtype=np.int32),
-                "method": np.full(len(xy), method),
-                "x": xy[:, 0].astype(np.float64),
-                "y": xy[:, 1].astype(np.float64),
-            }))
+            _insert(
+                con,
+                "models.projections",
+                pa.table(
+                    {
+                        "run_id": np.full(len(xy), run_id, dtype=np.int64),
+                        "book_idx": np.arange(len(xy), dtype=np.int32),
+                        "method": np.full(len(xy), method),
+                        "x": xy[:, 0].astype(np.float64),
+                        "y": xy[:, 1].astype(np.float64),
+                    }
+                ),
+            )
         finished = now()
         con.execute(
             """update models.runs set status = 'succeeded', published = true, finished_at = ?,
                seconds = coalesce(?, epoch(? - started_at)), info = ? where run_id = ?""",
-            [finished, seconds, finished, json.dumps({**model.info, "global_mean": model.global_mean}), run_id],
+            [
+                finished,
+                seconds,
+                finished,
+                json.dumps({**model.info, "global_mean": model.global_mean}),
+                run_id,
+            ],
         )
         _apply_retention(con, kind, keep_runs)
         if fail_before_commit:
@@ -226,8 +273,15 @@ def publish_run(
 
 
 RUN_TABLES = (
-    "models.user_factors", "models.book_factors", "models.user_bias", "models.book_bias",
-    "models.book_neighbours", "models.projections", "models.metrics", "models.run_books", "models.run_users",
+    "models.user_factors",
+    "models.book_factors",
+    "models.user_bias",
+    "models.book_bias",
+    "models.book_neighbours",
+    "models.projections",
+    "models.metrics",
+    "models.run_books",
+    "models.run_users",
 )
 
 
@@ -249,7 +303,9 @@ def _apply_retention(con: duckdb.DuckDBPyConnection, kind: str, keep_runs: int) 
     log.info("retention: removed %d old %s run(s)", len(stale), kind)
 
 
-def write_metrics(con: duckdb.DuckDBPyConnection, run_id: int, metrics: list[Metric], split: str) -> None:
+def write_metrics(
+    con: duckdb.DuckDBPyConnection, run_id: int, metrics: list[Metric], split: str
+) -> None:
     """Replace the run's metrics for ``split`` with ``metrics`` in one transaction."""
     with transaction(con):
         con.execute("delete from models.metrics where run_id = ? and split = ?", [run_id, split])
@@ -263,7 +319,8 @@ def write_metrics(con: duckdb.DuckDBPyConnection, run_id: int, metrics: list[Met
 def latest_run(con: duckdb.DuckDBPyConnection, kind: str) -> dict | None:
     """The latest published run of a kind as a dict, or None."""
     cur = con.execute(
-        "select * from models.runs where kind = ? and published order by run_id desc limit 1", [kind]
+        "select * from models.runs where kind = ? and published order by run_id desc limit 1",
+        [kind],
     )
     cols = [d[0] for d in cur.description]
     rows = cur.fetchall()
@@ -280,7 +337,8 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
 
     def vectors(table: str, idx: str, n: int) -> np.ndarray | None:
         rows = con.sql(
-            f"select {idx}, vector from {table} where run_id = $run_id order by {idx}", params={"run_id": run_id}
+            f"select {idx}, vector from {table} where run_id = $run_id order by {idx}",
+            params={"run_id": run_id},
         ).to_arrow_table()
         if rows.num_rows == 0:
             return None
@@ -288,10 +346,14 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
         return flat.reshape(n, -1).astype(np.float32)
 
     def biases(table: str, idx: str) -> np.ndarray | None:
-        arr = con.execute(f"select bias from {table} where run_id = ? order by {idx}", [run_id]).fetchnumpy()["bias"]
+        arr = con.execute(
+            f"select bias from {table} where run_id = ? order by {idx}", [run_id]
+        ).fetchnumpy()["bias"]
         return np.asarray(arr, dtype=np.float64) if len(arr) else None
 
-    info = json.loads(scalar(con, "select coalesce(info, '{}') from models.runs where run_id = ?", [run_id]))
+    info = json.loads(
+        scalar(con, "select coalesce(info, '{}') from models.runs where run_id = ?", [run_id])
+    )
     params = json.loads(scalar(con, "select params from models.runs where run_id = ?", [run_id]))
     return FactorModel(
         kind,

@@ -38,16 +38,45 @@ def layout(**_query: str) -> html.Div:
         "A rating model learns how much better or worse than average each book is rated whoever reads it (its bias), "
         "and how generous each reader is. Raise the minimum to keep rarely rated books out of the extremes.",
         controls(
-            ("Model", dcc.RadioItems(id="bia-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in kinds],
-                                     value=kinds[0], inline=True, className="radio")),
-            ("Minimum ratings per book (in the matrix)", html.Div(dcc.Slider(
-                id="bia-min", min=0, max=len(steps) - 1, step=1, value=steps.index(default),
-                marks={i: f"{s:,}" for i, s in enumerate(steps)}, included=False, allow_direct_input=False,
-            ), className="slider")),
+            (
+                "Model",
+                dcc.RadioItems(
+                    id="bia-kind",
+                    options=[{"label": KIND_LABELS[k], "value": k} for k in kinds],
+                    value=kinds[0],
+                    inline=True,
+                    className="radio",
+                ),
+            ),
+            (
+                "Minimum ratings per book (in the matrix)",
+                html.Div(
+                    dcc.Slider(
+                        id="bia-min",
+                        min=0,
+                        max=len(steps) - 1,
+                        step=1,
+                        value=steps.index(default),
+                        marks={i: f"{s:,}" for i, s in enumerate(steps)},
+                        included=False,
+                        allow_direct_input=False,
+                    ),
+                    className="slider",
+                ),
+            ),
         ),
         dcc.Store(id="bia-steps", data=steps),
-        html.Div([card(None, graph("bia-top", height=540)), card(None, graph("bia-bottom", height=540))], className="grid-2"),
-        html.Div([card(None, graph("bia-scatter", height=460)), card(None, graph("bia-users", height=460))], className="grid-2"),
+        html.Div(
+            [card(None, graph("bia-top", height=540)), card(None, graph("bia-bottom", height=540))],
+            className="grid-2",
+        ),
+        html.Div(
+            [
+                card(None, graph("bia-scatter", height=460)),
+                card(None, graph("bia-users", height=460)),
+            ],
+            className="grid-2",
+        ),
         page_id="bia-page",
     )
 
@@ -62,8 +91,12 @@ def draw(kind: str, step: int, steps: list[int], _version):
             if run_id is None:
                 raise ShelfwiseError(f"No published {KIND_LABELS.get(kind, kind)} run.")
             qualified = queries.count_bias_books(con, run_id, minimum)
-            top = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=True, qualified=qualified)
-            bottom = queries.extreme_biases(con, run_id, minimum, EXTREMES, highest=False, qualified=qualified)
+            top = queries.extreme_biases(
+                con, run_id, minimum, EXTREMES, highest=True, qualified=qualified
+            )
+            bottom = queries.extreme_biases(
+                con, run_id, minimum, EXTREMES, highest=False, qualified=qualified
+            )
             points = queries.bias_points(con, run_id, minimum, settings.max_points)
             users = queries.user_bias_histogram(con, run_id)
     except Exception as exc:
@@ -71,7 +104,11 @@ def draw(kind: str, step: int, steps: list[int], _version):
         return message, message, message, message
     run = f"{KIND_LABELS.get(kind, kind)} run #{run_id}"
     books = f"{run}; books with at least {minimum:,} ratings"
-    extremes = books if qualified >= 2 * EXTREMES else f"{books}: only {qualified:,}, split between the two lists"
+    extremes = (
+        books
+        if qualified >= 2 * EXTREMES
+        else f"{books}: only {qualified:,}, split between the two lists"
+    )
     return (
         figures.with_subtitle(figures.bias_bars(top, highest=True), extremes),
         figures.with_subtitle(figures.bias_bars(bottom, highest=False), extremes),

@@ -7,13 +7,26 @@ from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from dashboards import figures, queries
 from dashboards.components import (
-    book_list, book_options, book_row, card, controls, describe_failure, fmt_when, graph, notice, page, preselected_book, setup_page,
+    book_list,
+    book_options,
+    book_row,
+    card,
+    controls,
+    describe_failure,
+    fmt_when,
+    graph,
+    notice,
+    page,
+    preselected_book,
+    setup_page,
     unknown_book_notice,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
 
-dash.register_page(__name__, path="/embeddings", name="Embeddings", title="Shelfwise · Embeddings", order=1)
+dash.register_page(
+    __name__, path="/embeddings", name="Embeddings", title="Shelfwise · Embeddings", order=1
+)
 
 
 METHODS = (("pca", "PCA"), ("tsne", "t-SNE"))
@@ -34,20 +47,60 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
         "Hover for a title, search or click a book to see its nearest neighbours.",
         unknown_book_notice(book, selected),
         controls(
-            ("Model", dcc.RadioItems(id="emb-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
-                                     value=kind, inline=True, className="radio")),
-            ("Run", dcc.Dropdown(id="emb-run", clearable=False, searchable=False, className="dd-run")),
-            ("Projection", dcc.RadioItems(id="emb-method", options=[{"label": label, "value": m} for m, label in METHODS],
-                                          value="tsne", inline=True, className="radio")),
-            ("Colour by", dcc.Dropdown(id="emb-colour", options=[{"label": figures.COLOUR_LABELS[c], "value": c} for c in COLOURS],
-                                       value="tag", clearable=False, searchable=False, className="dd-colour")),
-            ("Find a book", dcc.Dropdown(id="emb-search", options=options, value=selected, placeholder="Type a title or author…",
-                                         className="dd-search", search_order="original")),
+            (
+                "Model",
+                dcc.RadioItems(
+                    id="emb-kind",
+                    options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
+                    value=kind,
+                    inline=True,
+                    className="radio",
+                ),
+            ),
+            (
+                "Run",
+                dcc.Dropdown(id="emb-run", clearable=False, searchable=False, className="dd-run"),
+            ),
+            (
+                "Projection",
+                dcc.RadioItems(
+                    id="emb-method",
+                    options=[{"label": label, "value": m} for m, label in METHODS],
+                    value="tsne",
+                    inline=True,
+                    className="radio",
+                ),
+            ),
+            (
+                "Colour by",
+                dcc.Dropdown(
+                    id="emb-colour",
+                    options=[{"label": figures.COLOUR_LABELS[c], "value": c} for c in COLOURS],
+                    value="tag",
+                    clearable=False,
+                    searchable=False,
+                    className="dd-colour",
+                ),
+            ),
+            (
+                "Find a book",
+                dcc.Dropdown(
+                    id="emb-search",
+                    options=options,
+                    value=selected,
+                    placeholder="Type a title or author…",
+                    className="dd-search",
+                    search_order="original",
+                ),
+            ),
         ),
-        html.Div([
-            card(None, graph("emb-map", height=660), class_name="grow"),
-            card("Chosen book", html.Div(id="emb-detail"), class_name="side"),
-        ], className="with-side"),
+        html.Div(
+            [
+                card(None, graph("emb-map", height=660), class_name="grow"),
+                card("Chosen book", html.Div(id="emb-detail"), class_name="side"),
+            ],
+            className="with-side",
+        ),
         dcc.Store(id="emb-selected", data=selected),
         dcc.Store(id="emb-highlight-at"),
         page_id="emb-page",
@@ -63,7 +116,10 @@ def runs_of_kind(kind: str, _version, current: int | None, old_options: list[dic
         describe_failure(exc)
         return no_update, no_update
     options = [
-        {"label": f"#{r['run_id']} · {fmt_when(r['finished_at'])}{' (latest)' if i == 0 else ''}", "value": int(r["run_id"])}
+        {
+            "label": f"#{r['run_id']} · {fmt_when(r['finished_at'])}{' (latest)' if i == 0 else ''}",
+            "value": int(r["run_id"]),
+        }
         for i, r in enumerate(found.iter_rows(named=True))
     ]
     values = [o["value"] for o in options]
@@ -84,12 +140,23 @@ def run_capabilities(run_id: int | None, method: str, colour: str):
         except Exception as exc:
             describe_failure(exc)
             return no_update, no_update, no_update, no_update
-    method_options = [{"label": label if m in methods else f"{label} (not stored)", "value": m, "disabled": m not in methods} for m, label in METHODS]
+    method_options = [
+        {
+            "label": label if m in methods else f"{label} (not stored)",
+            "value": m,
+            "disabled": m not in methods,
+        }
+        for m, label in METHODS
+    ]
     if method not in methods:
         method = "tsne" if "tsne" in methods else (methods[0] if methods else method)
     colour_options = [
-        {"label": figures.COLOUR_LABELS[c] + ("" if c != "bias" or has_bias else " (none in this model)"), "value": c,
-         "disabled": c == "bias" and not has_bias}
+        {
+            "label": figures.COLOUR_LABELS[c]
+            + ("" if c != "bias" or has_bias else " (none in this model)"),
+            "value": c,
+            "disabled": c == "bias" and not has_bias,
+        }
         for c in COLOURS
     ]
     if colour == "bias" and not has_bias:
@@ -103,7 +170,9 @@ def choose_book(text: str | None, value: int | None, click: dict | None, run_id:
     # Choosing an option can also clear the search text in the same update: a choice wins.
     changed = set(ctx.triggered_prop_ids)
     clicked = "emb-map.clickData" in changed
-    typing = "emb-search.search_value" in changed and "emb-search.value" not in changed and not clicked
+    typing = (
+        "emb-search.search_value" in changed and "emb-search.value" not in changed and not clicked
+    )
     if clicked:
         points = (click or {}).get("points") or [{}]
         key = points[0].get("customdata")
@@ -115,7 +184,11 @@ def choose_book(text: str | None, value: int | None, click: dict | None, run_id:
     try:
         with queries.reading(settings.db_path) as con:
             runs = [run_id] if run_id is not None else []
-            found = queries.search_books(con, text or "", runs, settings.search_limit) if typing else None
+            found = (
+                queries.search_books(con, text or "", runs, settings.search_limit)
+                if typing
+                else None
+            )
             chosen = queries.books_by_key(con, [value] if value is not None else [])
     except Exception as exc:
         describe_failure(exc)
@@ -130,21 +203,36 @@ def draw_map(run_id: int | None, method: str, colour: str, selected: int | None)
     """The whole map of a run and projection (sampled above max_points), the chosen book included."""
     settings = current_settings()
     if run_id is None:
-        return figures.message_figure("No published run of this model.", "Book map", height=640), None
+        return figures.message_figure(
+            "No published run of this model.", "Book map", height=640
+        ), None
     try:
         with queries.reading(settings.db_path) as con:
             kind = queries.run_kind(con, run_id)
             if kind is None:
-                return figures.message_figure(f"Run #{run_id} is gone; pick another run.", "Book map", height=640), None
+                return figures.message_figure(
+                    f"Run #{run_id} is gone; pick another run.", "Book map", height=640
+                ), None
             if method not in queries.projection_methods(con, run_id):
-                return figures.message_figure(f"Run #{run_id} has no {method} map.", "Book map", height=640), None
-            points, total = queries.projection_points(con, run_id, method, colour, settings.max_points)
+                return figures.message_figure(
+                    f"Run #{run_id} has no {method} map.", "Book map", height=640
+                ), None
+            points, total = queries.projection_points(
+                con, run_id, method, colour, settings.max_points
+            )
             chosen, near = _highlights(con, run_id, method, selected, settings.neighbours)
     except Exception as exc:
         return figures.message_figure(describe_failure(exc), "Book map", height=640), None
     title = f"{KIND_LABELS.get(kind, kind)} run #{run_id}, {dict(METHODS)[method]}"
-    fig, at = figures.embedding_map(points, colour, total=total, title=title, selected=chosen, neighbours=near,
-                                    revision=f"{run_id}-{method}")
+    fig, at = figures.embedding_map(
+        points,
+        colour,
+        total=total,
+        title=title,
+        selected=chosen,
+        neighbours=near,
+        revision=f"{run_id}-{method}",
+    )
     return fig, at
 
 
@@ -170,7 +258,9 @@ def _highlights(con, run_id: int, method: str, selected: int | None, n: int):
         empty = queries.points_of_books(con, run_id, method, [])
         return empty, empty
     near_keys = queries.neighbours(con, run_id, selected, n)["book_key"].to_list()
-    return queries.points_of_books(con, run_id, method, [selected]), queries.points_of_books(con, run_id, method, near_keys)
+    return queries.points_of_books(con, run_id, method, [selected]), queries.points_of_books(
+        con, run_id, method, near_keys
+    )
 
 
 def detail(selected: int | None, run_id: int | None):
@@ -189,18 +279,49 @@ def detail(selected: int | None, run_id: int | None):
     if book.is_empty():
         return notice("That book is not in the warehouse any more.", "warn")
     b = book.row(0, named=True)
-    head = book_list([book_row(selected, b["title"], b["authors"], b["image_url"], detail=str(b["publication_year"] or ""))])
+    head = book_list(
+        [
+            book_row(
+                selected,
+                b["title"],
+                b["authors"],
+                b["image_url"],
+                detail=str(b["publication_year"] or ""),
+            )
+        ]
+    )
     if near.is_empty():
         # Every fitted book has stored neighbours, so none means the matrix's filters left it out.
-        return [head, notice("This book is not in this model (too few ratings: the matrix's filters left it out when "
-                             "the model was fitted), so it has no point on the map and no neighbours.", "warn")]
-    body = book_list([book_row(r["book_key"], r["title"], r["authors"], r["image_url"], rank=r["rank"], score=r["score"],
-                               score_label="cosine similarity") for r in near.iter_rows(named=True)], list_id="emb-neighbours")
+        return [
+            head,
+            notice(
+                "This book is not in this model (too few ratings: the matrix's filters left it out when "
+                "the model was fitted), so it has no point on the map and no neighbours.",
+                "warn",
+            ),
+        ]
+    body = book_list(
+        [
+            book_row(
+                r["book_key"],
+                r["title"],
+                r["authors"],
+                r["image_url"],
+                rank=r["rank"],
+                score=r["score"],
+                score_label="cosine similarity",
+            )
+            for r in near.iter_rows(named=True)
+        ],
+        list_id="emb-neighbours",
+    )
     return [
         head,
         html.H3(f"Nearest {near.height} books (cosine)", className="sub"),
         body,
-        dcc.Link("Compare across models →", href=f"/neighbours?book={selected}", className="more-link"),
+        dcc.Link(
+            "Compare across models →", href=f"/neighbours?book={selected}", className="more-link"
+        ),
     ]
 
 

@@ -7,7 +7,17 @@ import polars as pl
 from dash import Input, Output, dcc, html
 
 from dashboards import figures, queries
-from dashboards.components import card, controls, describe_failure, fmt_when, graph, notice, page, setup_page, table
+from dashboards.components import (
+    card,
+    controls,
+    describe_failure,
+    fmt_when,
+    graph,
+    notice,
+    page,
+    setup_page,
+    table,
+)
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
 
@@ -16,8 +26,14 @@ dash.register_page(__name__, path="/models", name="Models", title="Shelfwise · 
 
 # Table columns: (metric, k or None, header).
 COLUMNS = (
-    ("rmse", None, "RMSE"), ("mae", None, "MAE"), ("precision", 10, "P@10"), ("recall", 10, "R@10"),
-    ("ndcg", 10, "NDCG@10"), ("map", 10, "MAP@10"), ("coverage", 10, "Coverage"), ("to_read_auc", None, "To-read AUC"),
+    ("rmse", None, "RMSE"),
+    ("mae", None, "MAE"),
+    ("precision", 10, "P@10"),
+    ("recall", 10, "R@10"),
+    ("ndcg", 10, "NDCG@10"),
+    ("map", 10, "MAP@10"),
+    ("coverage", 10, "Coverage"),
+    ("to_read_auc", None, "To-read AUC"),
 )
 
 
@@ -32,9 +48,19 @@ def layout(**_query: str) -> html.Div:
         "How well each run predicts held-out ratings (RMSE, MAE: lower is better) and ranks the held-out books "
         "a user liked (precision, recall, NDCG at 10: higher is better). Error bars are 95% bootstrap intervals over users.",
         controls(
-            ("Runs", dcc.RadioItems(id="mdl-scope", options=[{"label": "Latest of each kind", "value": "latest"},
-                                                            {"label": "All stored runs", "value": "all"}],
-                                    value="all", inline=True, className="radio")),
+            (
+                "Runs",
+                dcc.RadioItems(
+                    id="mdl-scope",
+                    options=[
+                        {"label": "Latest of each kind", "value": "latest"},
+                        {"label": "All stored runs", "value": "all"},
+                    ],
+                    value="all",
+                    inline=True,
+                    className="radio",
+                ),
+            ),
         ),
         card(None, graph("mdl-chart", height=740)),
         card("All metrics (test split)", html.Div(id="mdl-table"), class_name="scroll-x"),
@@ -64,7 +90,12 @@ def _cell(row: dict | None) -> html.Span | str:
         return ""
     value, lo, hi = row["value"], row["ci_low"], row["ci_high"]
     interval = "" if lo is None or hi is None or lo == hi else f"[{lo:.4f}, {hi:.4f}]"
-    return html.Span([html.Span(f"{value:.4f}", className="metric-value"), html.Span(interval, className="metric-ci")])
+    return html.Span(
+        [
+            html.Span(f"{value:.4f}", className="metric-value"),
+            html.Span(interval, className="metric-ci"),
+        ]
+    )
 
 
 def _table(found: pl.DataFrame) -> html.Table:
@@ -73,16 +104,22 @@ def _table(found: pl.DataFrame) -> html.Table:
     records = []
     for run in runs.iter_rows(named=True):
         record = {
-            "_run_id": run["run_id"], "_class": "row-latest" if run["latest"] else None,
+            "_run_id": run["run_id"],
+            "_class": "row-latest" if run["latest"] else None,
             "run": f"#{run['run_id']}" + (" (latest)" if run["latest"] else ""),
-            "kind": KIND_LABELS.get(run["kind"], run["kind"]), "finished": fmt_when(run["finished_at"]),
+            "kind": KIND_LABELS.get(run["kind"], run["kind"]),
+            "finished": fmt_when(run["finished_at"]),
         }
         for metric, k, header in COLUMNS:
             record[header] = _cell(by_key.get((run["run_id"], metric, k)))
         records.append(record)
     headers = [h for _, _, h in COLUMNS]
-    return table([("run", "Run"), ("kind", "Kind"), ("finished", "Fitted"), *[(h, h) for h in headers]],
-                 records, numeric=headers, table_id="mdl-metrics-table")
+    return table(
+        [("run", "Run"), ("kind", "Kind"), ("finished", "Fitted"), *[(h, h) for h in headers]],
+        records,
+        numeric=headers,
+        table_id="mdl-metrics-table",
+    )
 
 
 def register_callbacks(app: dash.Dash) -> None:

@@ -7,13 +7,25 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboards import queries
 from dashboards.components import (
-    book_list, book_options, book_row, card, controls, describe_failure, fmt_int, notice, page, preselected_book, setup_page,
+    book_list,
+    book_options,
+    book_row,
+    card,
+    controls,
+    describe_failure,
+    fmt_int,
+    notice,
+    page,
+    preselected_book,
+    setup_page,
     unknown_book_notice,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
 
-dash.register_page(__name__, path="/neighbours", name="Neighbours", title="Shelfwise · Neighbours", order=3)
+dash.register_page(
+    __name__, path="/neighbours", name="Neighbours", title="Shelfwise · Neighbours", order=3
+)
 
 
 def layout(book: str | None = None, **_query: str) -> html.Div:
@@ -29,16 +41,45 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
         "Type a title: each model lists the books whose vectors point the same way (cosine similarity). "
         "Pick a few favourites below for recommendations near their centre.",
         unknown_book_notice(book, selected),
-        card("Find a book", dcc.Dropdown(id="nbr-book", options=options, value=selected,
-                                         placeholder="Type a title or author", className="dd-search wide", search_order="original")),
+        card(
+            "Find a book",
+            dcc.Dropdown(
+                id="nbr-book",
+                options=options,
+                value=selected,
+                placeholder="Type a title or author",
+                className="dd-search wide",
+                search_order="original",
+            ),
+        ),
         html.Div(id="nbr-columns", className="grid-3"),
         card(
             "Recommend from favourites",
-            html.P("Books nearest the centroid of your favourites' unit vectors; never one of the favourites.", className="muted"),
+            html.P(
+                "Books nearest the centroid of your favourites' unit vectors; never one of the favourites.",
+                className="muted",
+            ),
             controls(
-                ("Favourite books", dcc.Dropdown(id="nbr-favs", multi=True, placeholder="Add books…", className="dd-search wide", search_order="original")),
-                ("Model", dcc.RadioItems(id="nbr-fav-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
-                                         value=kind, inline=True, className="radio")),
+                (
+                    "Favourite books",
+                    dcc.Dropdown(
+                        id="nbr-favs",
+                        multi=True,
+                        placeholder="Add books…",
+                        className="dd-search wide",
+                        search_order="original",
+                    ),
+                ),
+                (
+                    "Model",
+                    dcc.RadioItems(
+                        id="nbr-fav-kind",
+                        options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
+                        value=kind,
+                        inline=True,
+                        className="radio",
+                    ),
+                ),
             ),
             html.Div(id="nbr-recs"),
         ),
@@ -77,12 +118,18 @@ def favourites_typeahead(text: str | None, value: list[int] | None):
 def columns(book_key: int | None, _version):
     """One column per factor model: the book's stored nearest neighbours under its latest run."""
     if book_key is None:
-        return html.Div(notice("Choose a book to compare its neighbours under each model."), className="span-all")
+        return html.Div(
+            notice("Choose a book to compare its neighbours under each model."),
+            className="span-all",
+        )
     settings = current_settings()
     try:
         with queries.reading(settings.db_path) as con:
             runs = queries.latest_runs(con, queries.MAP_KINDS)
-            lists = {kind: queries.neighbours(con, run_id, book_key, settings.neighbours) for kind, run_id in runs.items()}
+            lists = {
+                kind: queries.neighbours(con, run_id, book_key, settings.neighbours)
+                for kind, run_id in runs.items()
+            }
     except Exception as exc:
         return html.Div(notice(describe_failure(exc), "warn"), className="span-all")
     out = []
@@ -91,14 +138,33 @@ def columns(book_key: int | None, _version):
         if near.is_empty():
             body = notice("This book is not in this model (filtered out when it was fitted).")
         else:
-            body = book_list([
-                # The rating count lets a reader discount a neighbour few people rated.
-                book_row(r["book_key"], r["title"], r["authors"], r["image_url"], rank=r["rank"], score=r["score"],
-                         score_label="cosine similarity",
-                         detail=f"{fmt_int(r['n_ratings'])} ratings" if r["n_ratings"] is not None else None)
-                for r in near.iter_rows(named=True)
-            ], list_id=f"nbr-list-{kind}")
-        out.append(card(f"{KIND_LABELS[kind]} · run #{run_id}", body, class_name="column", card_id=f"nbr-col-{kind}"))
+            body = book_list(
+                [
+                    # The rating count lets a reader discount a neighbour few people rated.
+                    book_row(
+                        r["book_key"],
+                        r["title"],
+                        r["authors"],
+                        r["image_url"],
+                        rank=r["rank"],
+                        score=r["score"],
+                        score_label="cosine similarity",
+                        detail=f"{fmt_int(r['n_ratings'])} ratings"
+                        if r["n_ratings"] is not None
+                        else None,
+                    )
+                    for r in near.iter_rows(named=True)
+                ],
+                list_id=f"nbr-list-{kind}",
+            )
+        out.append(
+            card(
+                f"{KIND_LABELS[kind]} · run #{run_id}",
+                body,
+                class_name="column",
+                card_id=f"nbr-col-{kind}",
+            )
+        )
     return out
 
 
@@ -112,20 +178,32 @@ def recommendations(favourites: list[int] | None, kind: str, _version):
             run_id = queries.latest_runs(con, (kind,)).get(kind)
             if run_id is None:
                 return notice(f"No published {KIND_LABELS.get(kind, kind)} run.", "warn")
-            found, recs = queries.favourite_recommendations(con, run_id, [int(f) for f in favourites], settings.recommendations)
+            found, recs = queries.favourite_recommendations(
+                con, run_id, [int(f) for f in favourites], settings.recommendations
+            )
     except Exception as exc:
         return notice(describe_failure(exc), "warn")
     if not found:
         return notice("None of these books is in this model.", "warn")
     missing = len(favourites) - len(found)
     items = [
-        book_row(r.book.book_key, r.book.title, r.book.authors, r.book.image_url, rank=i, score=r.book.score,
-                 score_label="cosine similarity to the centroid", detail=f"closest favourite: {r.because[0][0]}" if r.because else None)
+        book_row(
+            r.book.book_key,
+            r.book.title,
+            r.book.authors,
+            r.book.image_url,
+            rank=i,
+            score=r.book.score,
+            score_label="cosine similarity to the centroid",
+            detail=f"closest favourite: {r.because[0][0]}" if r.because else None,
+        )
         for i, r in enumerate(recs, 1)
     ]
     head = html.P(
         f"{KIND_LABELS.get(kind, kind)} run #{run_id}, centroid of {len(found)} favourite{'s' if len(found) != 1 else ''}"
-        + (f" ({missing} not in this model)" if missing else "") + ".", className="muted",
+        + (f" ({missing} not in this model)" if missing else "")
+        + ".",
+        className="muted",
     )
     return [head, book_list(items, list_id="nbr-rec-list")]
 

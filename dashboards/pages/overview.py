@@ -8,8 +8,19 @@ from dash import Input, Output, html
 
 from dashboards import figures, queries
 from dashboards.components import (
-    card, describe_failure, fmt_file, fmt_int, fmt_params, fmt_seconds, fmt_when, graph, kpis, notice, page,
-    setup_page, table,
+    card,
+    describe_failure,
+    fmt_file,
+    fmt_int,
+    fmt_params,
+    fmt_seconds,
+    fmt_when,
+    graph,
+    kpis,
+    notice,
+    page,
+    setup_page,
+    table,
 )
 from dashboards.settings import current_settings
 
@@ -26,17 +37,23 @@ def layout(**_query: str) -> html.Div:
         "Overview",
         "What the warehouse holds, how the ratings are spread, what the filters cut, and every model run.",
         html.Div(id="ovw-kpis"),
-        html.Div([
-            card(None, graph("ovw-ratings", height=360)),
-            card(None, graph("ovw-per-user", height=360)),
-            card(None, graph("ovw-per-book", height=360)),
-        ], className="grid-3"),
+        html.Div(
+            [
+                card(None, graph("ovw-ratings", height=360)),
+                card(None, graph("ovw-per-user", height=360)),
+                card(None, graph("ovw-per-book", height=360)),
+            ],
+            className="grid-3",
+        ),
         html.Div(id="ovw-filter-note"),
         card("Model runs", html.Div(id="ovw-runs"), class_name="scroll-x"),
-        html.Div([
-            card("Loaded files", html.Div(id="ovw-loads"), class_name="scroll-x"),
-            card("Rejected rows", html.Div(id="ovw-rejects")),
-        ], className="grid-2-1"),
+        html.Div(
+            [
+                card("Loaded files", html.Div(id="ovw-loads"), class_name="scroll-x"),
+                card("Rejected rows", html.Div(id="ovw-rejects")),
+            ],
+            className="grid-2-1",
+        ),
         page_id="ovw-page",
     )
 
@@ -70,7 +87,11 @@ def fill(_version: str | None):
         return notice(message, "warn"), empty, empty, empty, None, None, None, None
 
     params = transform["params"] if transform else {}
-    source = transform["source"] if transform else (sources["source"][0] if not sources.is_empty() else "goodbooks")
+    source = (
+        transform["source"]
+        if transform
+        else (sources["source"][0] if not sources.is_empty() else "goodbooks")
+    )
     if distribution is None or per_user is None or per_book is None:
         user_tail = book_tail = None
         charts = (
@@ -83,8 +104,12 @@ def fill(_version: str | None):
         book_tail = _rated(per_book, source)
         charts = (
             figures.rating_distribution(distribution),
-            figures.activity_figure(user_tail, per="user", threshold=params.get("min_user_ratings")),
-            figures.activity_figure(book_tail, per="book", threshold=params.get("min_book_ratings")),
+            figures.activity_figure(
+                user_tail, per="user", threshold=params.get("min_user_ratings")
+            ),
+            figures.activity_figure(
+                book_tail, per="book", threshold=params.get("min_book_ratings")
+            ),
         )
     return (
         _kpis(sources, per_user, per_book, transform, all_runs),
@@ -101,8 +126,13 @@ def _rated(activity: pl.DataFrame, source: str) -> pl.DataFrame:
     return activity.filter((pl.col("source") == source) & (pl.col("n") > 0)).select("n", "count")
 
 
-def _kpis(sources: pl.DataFrame, per_user: pl.DataFrame | None, per_book: pl.DataFrame | None, transform: dict | None,
-          all_runs: pl.DataFrame) -> html.Div:
+def _kpis(
+    sources: pl.DataFrame,
+    per_user: pl.DataFrame | None,
+    per_book: pl.DataFrame | None,
+    transform: dict | None,
+    all_runs: pl.DataFrame,
+) -> html.Div:
     names = ", ".join(sources["source"].to_list()) or "none"
     published = all_runs.filter(pl.col("published")) if not all_runs.is_empty() else all_runs
     books = fmt_int(sources["books"].sum() if not sources.is_empty() else 0)
@@ -113,23 +143,53 @@ def _kpis(sources: pl.DataFrame, per_user: pl.DataFrame | None, per_book: pl.Dat
     else:
         ratings = int((per_user["n"] * per_user["count"]).sum()) if not per_user.is_empty() else 0
         interactions = int(per_user["interactions"].sum()) if not per_user.is_empty() else 0
-        rated_books = int(per_book.filter(pl.col("n") > 0)["count"].sum()) if not per_book.is_empty() else 0
-        users_item = ("Users", fmt_int(per_user["count"].sum() if not per_user.is_empty() else 0), "with at least one interaction")
+        rated_books = (
+            int(per_book.filter(pl.col("n") > 0)["count"].sum()) if not per_book.is_empty() else 0
+        )
+        users_item = (
+            "Users",
+            fmt_int(per_user["count"].sum() if not per_user.is_empty() else 0),
+            "with at least one interaction",
+        )
         books_item = ("Books", books, f"{fmt_int(rated_books)} rated at least once")
-        ratings_item = ("Ratings", fmt_int(ratings),
-                        f"and {fmt_int(interactions - ratings)} unrated shelvings" if interactions > ratings else "every interaction rated")
+        ratings_item = (
+            "Ratings",
+            fmt_int(ratings),
+            f"and {fmt_int(interactions - ratings)} unrated shelvings"
+            if interactions > ratings
+            else "every interaction rated",
+        )
     items = [
-        ("Sources", names, f"{fmt_int(sources['files'].sum() if not sources.is_empty() else 0)} raw files loaded"),
+        (
+            "Sources",
+            names,
+            f"{fmt_int(sources['files'].sum() if not sources.is_empty() else 0)} raw files loaded",
+        ),
         users_item,
         books_item,
         ratings_item,
-        ("Rejected rows", fmt_int(sources["rejected"].sum() if not sources.is_empty() else 0), "bad lines kept out of the load"),
+        (
+            "Rejected rows",
+            fmt_int(sources["rejected"].sum() if not sources.is_empty() else 0),
+            "bad lines kept out of the load",
+        ),
     ]
     if transform:
         held_out = float(transform["params"].get("test_fraction", 0)) * 100
-        items.append(("Matrix", f"{fmt_int(transform['users'])} × {fmt_int(transform['books'])}",
-                      f"users × books; {fmt_int(transform['ratings'])} ratings, {held_out:.0f}% held out"))
-    items.append(("Published runs", fmt_int(published.height), f"{published['kind'].n_unique() if published.height else 0} model kinds"))
+        items.append(
+            (
+                "Matrix",
+                f"{fmt_int(transform['users'])} × {fmt_int(transform['books'])}",
+                f"users × books; {fmt_int(transform['ratings'])} ratings, {held_out:.0f}% held out",
+            )
+        )
+    items.append(
+        (
+            "Published runs",
+            fmt_int(published.height),
+            f"{published['kind'].n_unique() if published.height else 0} model kinds",
+        )
+    )
     return kpis(items)
 
 
@@ -143,14 +203,20 @@ def _filter_note(transform, per_user, per_book):
     else:
         users_all = int(per_user["count"].sum()) if not per_user.is_empty() else 0
         books_all = int(per_book["count"].sum()) if not per_book.is_empty() else 0
-        kept = (f"{fmt_int(transform['users'])} of {fmt_int(users_all)} users and "
-                f"{fmt_int(transform['books'])} of {fmt_int(books_all)} rated books")
-    return html.P([
-        f"The {transform['source']} matrix keeps books with at least {fmt_int(p.get('min_book_ratings'))} ratings, then users with at least "
-        f"{fmt_int(p.get('min_user_ratings'))} ratings on them{kcore}: {kept}. "
-        f"Split: {p.get('split', 'random')}, {float(p.get('test_fraction', 0)) * 100:.0f}% of ratings held out for testing "
-        f"(built {fmt_when(transform['finished_at'])}).",
-    ], className="note", id="ovw-filter-text")
+        kept = (
+            f"{fmt_int(transform['users'])} of {fmt_int(users_all)} users and "
+            f"{fmt_int(transform['books'])} of {fmt_int(books_all)} rated books"
+        )
+    return html.P(
+        [
+            f"The {transform['source']} matrix keeps books with at least {fmt_int(p.get('min_book_ratings'))} ratings, then users with at least "
+            f"{fmt_int(p.get('min_user_ratings'))} ratings on them{kcore}: {kept}. "
+            f"Split: {p.get('split', 'random')}, {float(p.get('test_fraction', 0)) * 100:.0f}% of ratings held out for testing "
+            f"(built {fmt_when(transform['finished_at'])}).",
+        ],
+        className="note",
+        id="ovw-filter-text",
+    )
 
 
 def _runs_table(all_runs):
@@ -159,22 +225,34 @@ def _runs_table(all_runs):
     records = []
     for r in all_runs.iter_rows(named=True):
         state = "latest" if r["latest"] else ("published" if r["published"] else "")
-        records.append({
-            "_run_id": r["run_id"],
-            "_class": "row-latest" if r["latest"] else None,
-            "run": f"#{r['run_id']}",
-            "kind": figures.KIND_LABELS.get(r["kind"], r["kind"]),
-            "source": r["source"],
-            "params": html.Span(fmt_params(r["params"]), className="params"),
-            "started": fmt_when(r["started_at"]),
-            "took": fmt_seconds(r["seconds"]),
-            "status": html.Span(r["status"], className=f"badge badge-{r['status']}"),
-            "published": html.Span(state, className=f"badge badge-{state}") if state else "no",
-        })
+        records.append(
+            {
+                "_run_id": r["run_id"],
+                "_class": "row-latest" if r["latest"] else None,
+                "run": f"#{r['run_id']}",
+                "kind": figures.KIND_LABELS.get(r["kind"], r["kind"]),
+                "source": r["source"],
+                "params": html.Span(fmt_params(r["params"]), className="params"),
+                "started": fmt_when(r["started_at"]),
+                "took": fmt_seconds(r["seconds"]),
+                "status": html.Span(r["status"], className=f"badge badge-{r['status']}"),
+                "published": html.Span(state, className=f"badge badge-{state}") if state else "no",
+            }
+        )
     return table(
-        [("run", "Run"), ("kind", "Kind"), ("source", "Source"), ("params", "Parameters"), ("started", "Started"),
-         ("took", "Took"), ("status", "Status"), ("published", "Published")],
-        records, numeric=("took",), table_id="ovw-runs-table",
+        [
+            ("run", "Run"),
+            ("kind", "Kind"),
+            ("source", "Source"),
+            ("params", "Parameters"),
+            ("started", "Started"),
+            ("took", "Took"),
+            ("status", "Status"),
+            ("published", "Published"),
+        ],
+        records,
+        numeric=("took",),
+        table_id="ovw-runs-table",
     )
 
 
@@ -182,9 +260,25 @@ def _loads_table(loads):
     if loads.is_empty():
         return notice("Nothing loaded yet.")
     return table(
-        [("source", "Source"), ("table", "Raw table"), ("file", "File"), ("rows", "Rows read"), ("rejected", "Rejected"), ("when", "Loaded")],
-        [{"source": r["source"], "table": f"raw.{r['raw_table']}", "file": fmt_file(r["file"]), "rows": fmt_int(r["rows_read"]),
-          "rejected": fmt_int(r["rows_rejected"]), "when": fmt_when(r["loaded_at"])} for r in loads.iter_rows(named=True)],
+        [
+            ("source", "Source"),
+            ("table", "Raw table"),
+            ("file", "File"),
+            ("rows", "Rows read"),
+            ("rejected", "Rejected"),
+            ("when", "Loaded"),
+        ],
+        [
+            {
+                "source": r["source"],
+                "table": f"raw.{r['raw_table']}",
+                "file": fmt_file(r["file"]),
+                "rows": fmt_int(r["rows_read"]),
+                "rejected": fmt_int(r["rows_rejected"]),
+                "when": fmt_when(r["loaded_at"]),
+            }
+            for r in loads.iter_rows(named=True)
+        ],
         numeric=("rows", "rejected"),
     )
 
@@ -192,9 +286,15 @@ def _loads_table(loads):
 def _rejects(sources, reasons):
     rejected = int(sources["rejected"].sum()) if not sources.is_empty() else 0
     if rejected == 0 or reasons.is_empty():
-        return html.P("No rows were rejected: every line of every file parsed and passed the checks.", className="muted")
-    return table([("reason", "Reason"), ("n", "Rows")],
-                 [{"reason": r["reason"], "n": fmt_int(r["n"])} for r in reasons.iter_rows(named=True)], numeric=("n",))
+        return html.P(
+            "No rows were rejected: every line of every file parsed and passed the checks.",
+            className="muted",
+        )
+    return table(
+        [("reason", "Reason"), ("n", "Rows")],
+        [{"reason": r["reason"], "n": fmt_int(r["n"])} for r in reasons.iter_rows(named=True)],
+        numeric=("n",),
+    )
 
 
 def register_callbacks(app: dash.Dash) -> None:

@@ -7,7 +7,16 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboards import queries
 from dashboards.components import (
-    book_list, book_row, card, controls, describe_failure, fmt_int, notice, page, setup_page, stars,
+    book_list,
+    book_row,
+    card,
+    controls,
+    describe_failure,
+    fmt_int,
+    notice,
+    page,
+    setup_page,
+    stars,
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
@@ -31,16 +40,41 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
         "Pick a reader: what they rated, and the books a model would suggest next (never one they rated), "
         "each with the rated books whose vectors are closest to it.",
         controls(
-            ("User", dcc.Dropdown(id="usr-user", value=chosen, options=_user_options([chosen] if chosen else []),
-                                  placeholder="Type a user id…", className="dd-user", search_order="original")),
-            ("Model", dcc.RadioItems(id="usr-kind", options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
-                                     value=kind, inline=True, className="radio")),
-            ("", html.Button("Pick a random reader", id="usr-random", n_clicks=0, className="button")),
+            (
+                "User",
+                dcc.Dropdown(
+                    id="usr-user",
+                    value=chosen,
+                    options=_user_options([chosen] if chosen else []),
+                    placeholder="Type a user id…",
+                    className="dd-user",
+                    search_order="original",
+                ),
+            ),
+            (
+                "Model",
+                dcc.RadioItems(
+                    id="usr-kind",
+                    options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
+                    value=kind,
+                    inline=True,
+                    className="radio",
+                ),
+            ),
+            (
+                "",
+                html.Button(
+                    "Pick a random reader", id="usr-random", n_clicks=0, className="button"
+                ),
+            ),
         ),
-        html.Div([
-            card("What they rated", html.Div(id="usr-rated")),
-            card("What the model recommends", html.Div(id="usr-recs")),
-        ], className="grid-2"),
+        html.Div(
+            [
+                card("What they rated", html.Div(id="usr-rated")),
+                card("What the model recommends", html.Div(id="usr-recs")),
+            ],
+            className="grid-2",
+        ),
         page_id="usr-page",
     )
 
@@ -48,7 +82,11 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
 def _user_options(keys: list[int], counts: dict[int, int | None] | None = None) -> list[dict]:
     counts = counts or {}
     return [
-        {"label": f"User {k}" + (f" · {counts[k]:,} ratings in the matrix" if counts.get(k) else ""), "value": int(k)}
+        {
+            "label": f"User {k}"
+            + (f" · {counts[k]:,} ratings in the matrix" if counts.get(k) else ""),
+            "value": int(k),
+        }
         for k in keys
     ]
 
@@ -87,15 +125,26 @@ def show_user(user_key: int | None, kind: str, _version):
                 return None, notice(f"No published {KIND_LABELS.get(kind, kind)} run.", "warn")
             rated, total = queries.user_ratings(con, run_id, user_key, RATED_SHOWN)
             in_model = queries.user_exists(con, run_id, user_key)
-            recs = queries.user_recommendations(con, kind, user_key, settings.recommendations) if in_model else []
+            recs = (
+                queries.user_recommendations(con, kind, user_key, settings.recommendations)
+                if in_model
+                else []
+            )
     except Exception as exc:
         message = notice(describe_failure(exc), "warn")
         return message, None
     if not total:
         return None, notice(f"No user {user_key} has ratings in this warehouse.", "warn")
     rated_items = [
-        book_row(r["book_key"], r["title"], r["authors"], r["image_url"], detail=html.Span(stars(r["rating"]), className="stars",
-                 title=f"rated {r['rating']} of 5"))
+        book_row(
+            r["book_key"],
+            r["title"],
+            r["authors"],
+            r["image_url"],
+            detail=html.Span(
+                stars(r["rating"]), className="stars", title=f"rated {r['rating']} of 5"
+            ),
+        )
         for r in rated.iter_rows(named=True)
     ]
     more = f"; the {RATED_SHOWN} highest-rated shown" if total > RATED_SHOWN else ""
@@ -104,20 +153,45 @@ def show_user(user_key: int | None, kind: str, _version):
         html.Div(book_list(rated_items, list_id="usr-rated-list"), className="scroll-y"),
     ]
     if not in_model:  # still show what they rated: it says why the model left them out
-        return rated_block, notice(f"User {user_key} is not in {KIND_LABELS.get(kind, kind)} run #{run_id}: "
-                                   f"{fmt_int(total)} ratings are too few to pass the matrix's filters, so there are no "
-                                   "recommendations for them.", "warn")
+        return rated_block, notice(
+            f"User {user_key} is not in {KIND_LABELS.get(kind, kind)} run #{run_id}: "
+            f"{fmt_int(total)} ratings are too few to pass the matrix's filters, so there are no "
+            "recommendations for them.",
+            "warn",
+        )
     rec_items = []
     for i, r in enumerate(recs, 1):
         because = (
-            html.Span(["because they rated ", *_join([html.Span([html.I(title), f" {stars(rating)}"], className="because")
-                                                      for title, rating in r.because])])
-            if r.because else None
+            html.Span(
+                [
+                    "because they rated ",
+                    *_join(
+                        [
+                            html.Span([html.I(title), f" {stars(rating)}"], className="because")
+                            for title, rating in r.because
+                        ]
+                    ),
+                ]
+            )
+            if r.because
+            else None
         )
-        rec_items.append(book_row(r.book.book_key, r.book.title, r.book.authors, r.book.image_url, rank=i, detail=because))
+        rec_items.append(
+            book_row(
+                r.book.book_key,
+                r.book.title,
+                r.book.authors,
+                r.book.image_url,
+                rank=i,
+                detail=because,
+            )
+        )
     recs_block = [
-        html.P(f"Top {len(recs)} under {KIND_LABELS.get(kind, kind)} run #{run_id}, scored by the model; "
-               "the reasons are the books they liked (or else rated) most cosine-similar to each.", className="muted"),
+        html.P(
+            f"Top {len(recs)} under {KIND_LABELS.get(kind, kind)} run #{run_id}, scored by the model; "
+            "the reasons are the books they liked (or else rated) most cosine-similar to each.",
+            className="muted",
+        ),
         book_list(rec_items, list_id="usr-rec-list"),
     ]
     return rated_block, recs_block

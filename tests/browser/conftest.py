@@ -29,15 +29,25 @@ from dashboards.app import DashboardSettings, create_app
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"
 # `make screenshots` points this at docs/screenshots; plain test runs keep the tree clean.
-SCREENSHOTS = Path(os.environ.get("SHELFWISE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "shelfwise-screenshots")
+SCREENSHOTS = Path(
+    os.environ.get("SHELFWISE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "shelfwise-screenshots"
+)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # Without network, Chromium stalls on its background services unless these are off. External hosts
 # (book covers) fail at once instead of waiting on DNS.
 CHROME_ARGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-    "--enable-unsafe-swiftshader", "--window-size=1500,1100", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--enable-unsafe-swiftshader",
+    "--window-size=1500,1100",
+    "--hide-scrollbars",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
 WIDTH = 1500
@@ -47,10 +57,15 @@ def shelfwise(*args: str, db: Path, timeout: float = 300) -> str:
     """Run the CLI as a user would (``python -m shelfwise.cli -q ARGS --db DB``); its stdout."""
     done = subprocess.run(
         [sys.executable, "-m", "shelfwise.cli", "-q", *args, "--db", str(db)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if done.returncode != 0:
-        raise AssertionError(f"shelfwise {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(
+            f"shelfwise {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
     return done.stdout
 
 
@@ -65,7 +80,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled generated sample (1,000 real books incl. Dan Brown's, 100,000 ratings), built with
     the CLI: every kind fitted, t-SNE for MF only (speed), evaluated."""
     if not (SAMPLE / "ratings.csv.gz").exists():
-        pytest.fail(f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)")
+        pytest.fail(
+            f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)"
+        )
     db = tmp_path_factory.mktemp("browser") / "shelfwise.duckdb"
     shelfwise("load", "goodbooks", str(SAMPLE), db=db)
     shelfwise("transform", "--min-book-ratings", "20", db=db)
@@ -79,7 +96,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def driver() -> Iterator[webdriver.Chrome]:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.fail("Chromium is not installed: run `make browser-deps` (apt-get install chromium chromium-driver)")
+        pytest.fail(
+            "Chromium is not installed: run `make browser-deps` (apt-get install chromium chromium-driver)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in CHROME_ARGS:
@@ -145,35 +164,46 @@ class Browser:
 
     def wait(self, condition: Callable[[], Any], what: str, timeout: float = 20) -> Any:
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda _: condition())
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+                lambda _: condition()
+            )
         except TimeoutException:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
     def wait_for(self, css: str, timeout: float = 20):
-        return self.wait(lambda: (self.driver.find_elements(By.CSS_SELECTOR, css) or [None])[0], css, timeout)
+        return self.wait(
+            lambda: (self.driver.find_elements(By.CSS_SELECTOR, css) or [None])[0], css, timeout
+        )
 
     def wait_text(self, css: str, text: str, timeout: float = 20) -> str:
         def found():
             els = self.driver.find_elements(By.CSS_SELECTOR, css)
             return els[0].text if els and text in els[0].text else None
+
         return self.wait(found, f"{text!r} in {css}", timeout)
 
     def texts(self, css: str) -> list[str]:
         return self.driver.execute_script(
-            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)", css)
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)", css
+        )
 
     def attrs(self, css: str, name: str) -> list[str]:
         return self.driver.execute_script(
-            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.getAttribute(arguments[1]))", css, name)
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.getAttribute(arguments[1]))",
+            css,
+            name,
+        )
 
     def idle(self, settle: float = 0.3, timeout: float = 20) -> None:
         """Wait until no Dash component is loading (twice, ``settle`` apart)."""
         script = "return document.querySelectorAll('[data-dash-is-loading=\"true\"]').length"
+
         def quiet():
             if self.driver.execute_script(script):
                 return False
             time.sleep(settle)
             return self.driver.execute_script(script) == 0
+
         self.wait(quiet, "Dash to finish updating", timeout)
 
     # -- controls
@@ -187,7 +217,9 @@ class Browser:
             if option.text.strip() == label:
                 option.click()
                 return
-        raise AssertionError(f"no option {label!r} in #{radio_id}: {self.texts(f'#{radio_id} label')}")
+        raise AssertionError(
+            f"no option {label!r} in #{radio_id}: {self.texts(f'#{radio_id} label')}"
+        )
 
     def type_in_dropdown(self, dropdown_id: str, text: str) -> None:
         self.click(f"#{dropdown_id}")
@@ -197,7 +229,11 @@ class Browser:
 
     def options(self) -> list[str]:
         """Labels of the open dropdown's options (not its "No options found" line)."""
-        return [t for t in self.texts(".dash-dropdown-content .dash-dropdown-option") if t.strip() != "No options found"]
+        return [
+            t
+            for t in self.texts(".dash-dropdown-content .dash-dropdown-option")
+            if t.strip() != "No options found"
+        ]
 
     def pick(self, dropdown_id: str, text: str, option_contains: str | None = None) -> str:
         """Type ``text`` into a dropdown's search box (if any) and click the first option containing
@@ -210,7 +246,9 @@ class Browser:
 
         def option():
             try:
-                for el in self.driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content .dash-dropdown-option"):
+                for el in self.driver.find_elements(
+                    By.CSS_SELECTOR, ".dash-dropdown-content .dash-dropdown-option"
+                ):
                     if want in el.text.lower():
                         return el
             except StaleElementReferenceException:  # the options were replaced while we looked
@@ -226,7 +264,11 @@ class Browser:
     def close_dropdown(self) -> None:
         if self.driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content"):
             ActionChains(self.driver).send_keys("\ue00c").perform()  # Escape
-        self.wait(lambda: not self.driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content"), "the dropdown to close", 5)
+        self.wait(
+            lambda: not self.driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content"),
+            "the dropdown to close",
+            5,
+        )
 
     # -- figures
     def figure(self, graph_id: str) -> dict:
@@ -251,10 +293,13 @@ class Browser:
             graph_id,
         )
 
-    def wait_figure(self, graph_id: str, check: Callable[[dict], bool], what: str, timeout: float = 20) -> dict:
+    def wait_figure(
+        self, graph_id: str, check: Callable[[dict], bool], what: str, timeout: float = 20
+    ) -> dict:
         def ok():
             fig = self.figure(graph_id)
             return fig if fig and check(fig) else None
+
         return self.wait(ok, f"{what} in #{graph_id} (now {self.figure(graph_id)})", timeout)
 
     def loneliest_point(self, graph_id: str, trace: int) -> int:
@@ -280,7 +325,8 @@ class Browser:
             }
             return best;
             """,
-            graph_id, trace,
+            graph_id,
+            trace,
         )
 
     def click_point(self, graph_id: str, trace: int, point: int = 0) -> None:
@@ -293,7 +339,9 @@ class Browser:
             return [box.left + fl._size.l + fl.xaxis.l2p(t.x[arguments[2]]),
                     box.top + fl._size.t + fl.yaxis.l2p(t.y[arguments[2]])];
             """,
-            graph_id, trace, point,
+            graph_id,
+            trace,
+            point,
         )
         from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
@@ -331,15 +379,21 @@ class Browser:
                 found.append((params["response"]["url"], params["response"]["status"]))
             elif message["method"] == "Network.loadingFailed" and not params.get("canceled"):
                 found.append((params.get("requestId", "?"), None))
-        return [(url, status) for url, status in found if url.startswith(self.base) or status is None]
+        return [
+            (url, status) for url, status in found if url.startswith(self.base) or status is None
+        ]
 
     def screenshot(self, name: str) -> Path:
         """The whole page from its top, at the suite's width, into SCREENSHOTS/<name>.png."""
         self.idle()
         self.driver.execute_script("window.scrollTo(0, 0)")
-        height = min(self.driver.execute_script("return document.documentElement.scrollHeight"), 4000)
+        height = min(
+            self.driver.execute_script("return document.documentElement.scrollHeight"), 4000
+        )
         self.driver.set_window_size(WIDTH, height)
-        chrome = height - self.driver.execute_script("return window.innerHeight")  # window minus viewport
+        chrome = height - self.driver.execute_script(
+            "return window.innerHeight"
+        )  # window minus viewport
         if chrome > 0:
             self.driver.set_window_size(WIDTH, height + chrome)
         time.sleep(1.0)  # plotly redraws responsive figures after a resize
@@ -353,7 +407,9 @@ class Browser:
 
 
 @pytest.fixture
-def dashboard(driver: webdriver.Chrome, serve: Callable[..., Server]) -> Iterator[Callable[..., Browser]]:
+def dashboard(
+    driver: webdriver.Chrome, serve: Callable[..., Server]
+) -> Iterator[Callable[..., Browser]]:
     """``dashboard(db_path, **settings)``: the shared Chromium pointed at a fresh dashboard over ``db_path``."""
     yield lambda db_path, **kwargs: Browser(driver, serve(db_path, **kwargs).url)
     # Torn down before `serve` stops the servers: no page is left calling a server that is gone.

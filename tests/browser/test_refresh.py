@@ -33,14 +33,42 @@ class Poller(threading.Thread):
         self.run_ids: set[int] = set()
         deps = json.loads(self._fetch("/_dash-dependencies")[1])
         self.calls = {
-            "router /": self._payload(deps, "_pages_content.children", {"_pages_location.pathname": "/", "_pages_location.search": ""}),
-            "router /models": self._payload(deps, "_pages_content.children", {"_pages_location.pathname": "/models", "_pages_location.search": ""}),
-            "router /embeddings": self._payload(deps, "_pages_content.children", {"_pages_location.pathname": "/embeddings", "_pages_location.search": ""}),
+            "router /": self._payload(
+                deps,
+                "_pages_content.children",
+                {"_pages_location.pathname": "/", "_pages_location.search": ""},
+            ),
+            "router /models": self._payload(
+                deps,
+                "_pages_content.children",
+                {"_pages_location.pathname": "/models", "_pages_location.search": ""},
+            ),
+            "router /embeddings": self._payload(
+                deps,
+                "_pages_content.children",
+                {"_pages_location.pathname": "/embeddings", "_pages_location.search": ""},
+            ),
             "header": self._payload(deps, "app-status.children", {"app-poll.n_intervals": 0}),
             "overview": self._payload(deps, "ovw-kpis.children", {"app-data-version.data": "poll"}),
-            "models": self._payload(deps, "mdl-chart.figure", {"mdl-scope.value": "all", "app-data-version.data": "poll"}),
-            "neighbours": self._payload(deps, "nbr-columns.children", {"nbr-book.value": da_vinci, "app-data-version.data": "poll"}),
-            "recommendations": self._payload(deps, "nbr-recs.children", {"nbr-favs.value": [da_vinci], "nbr-fav-kind.value": "mf", "app-data-version.data": "poll"}),
+            "models": self._payload(
+                deps,
+                "mdl-chart.figure",
+                {"mdl-scope.value": "all", "app-data-version.data": "poll"},
+            ),
+            "neighbours": self._payload(
+                deps,
+                "nbr-columns.children",
+                {"nbr-book.value": da_vinci, "app-data-version.data": "poll"},
+            ),
+            "recommendations": self._payload(
+                deps,
+                "nbr-recs.children",
+                {
+                    "nbr-favs.value": [da_vinci],
+                    "nbr-fav-kind.value": "mf",
+                    "app-data-version.data": "poll",
+                },
+            ),
         }
 
     @staticmethod
@@ -50,7 +78,9 @@ class Poller(threading.Thread):
         value = lambda d: values.get(f"{d['id']}.{d['property']}")  # noqa: E731
         return {
             "output": dep["output"],
-            "outputs": [{"id": i, "property": p} for i, p in outs] if len(outs) > 1 else {"id": outs[0][0], "property": outs[0][1]},
+            "outputs": [{"id": i, "property": p} for i, p in outs]
+            if len(outs) > 1
+            else {"id": outs[0][0], "property": outs[0][1]},
             "inputs": [{**d, "value": value(d)} for d in dep["inputs"]],
             "state": [{**d, "value": value(d)} for d in dep["state"]],
             "changedPropIds": [f"{d['id']}.{d['property']}" for d in dep["inputs"]][:1],
@@ -58,7 +88,8 @@ class Poller(threading.Thread):
 
     def _fetch(self, path: str, body: dict | None = None) -> tuple[int, str]:
         request = urllib.request.Request(
-            self.base + path, data=None if body is None else json.dumps(body).encode(),
+            self.base + path,
+            data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json"} if body is not None else {},
         )
         try:
@@ -86,7 +117,9 @@ def test_refresh_while_the_dashboard_serves(dashboard, cli, private_warehouse: P
     db = private_warehouse
     with open_for_reading(db) as con:
         before = con.execute("select max(run_id) from models.runs").fetchall()[0][0]
-        da_vinci = con.execute("select book_key from core.books where starts_with(title, 'The Da Vinci Code')").fetchall()[0][0]
+        da_vinci = con.execute(
+            "select book_key from core.books where starts_with(title, 'The Da Vinci Code')"
+        ).fetchall()[0][0]
     browser = dashboard(db, poll_seconds=0.5)
     browser.open("/")
     browser.wait_for(f'#ovw-runs-table tr[data-run-id="{before}"]')
@@ -99,20 +132,30 @@ def test_refresh_while_the_dashboard_serves(dashboard, cli, private_warehouse: P
         for _ in range(ROUNDS):
             cli(*REFRESH, db=db)
         with open_for_reading(db) as con:
-            newest = con.execute("select max(run_id) from models.runs where published").fetchall()[0][0]
+            newest = con.execute("select max(run_id) from models.runs where published").fetchall()[
+                0
+            ][0]
         assert newest > before
         # The open page shows the new run by itself: no reload, no restart.
         browser.wait_text("#app-status", f"latest run #{newest}", timeout=30)
         browser.wait_for(f'#ovw-runs-table tr[data-run-id="{newest}"]', timeout=30)
         assert browser.driver.execute_script("return window.__not_reloaded === true")
-        browser.wait(lambda: newest in poller.run_ids, f"run #{newest} in the polled overview callback", timeout=30)
+        browser.wait(
+            lambda: newest in poller.run_ids,
+            f"run #{newest} in the polled overview callback",
+            timeout=30,
+        )
     finally:
         poller.stop.set()
         poller.join(timeout=60)
 
     failed = [(what, status) for what, status in poller.statuses if status != 200]
     assert len(poller.statuses) > 50, f"the poller made only {len(poller.statuses)} requests"
-    assert not failed, f"{len(failed)} of {len(poller.statuses)} polled responses failed: {failed[:10]}"
-    browser_failed = [(url, status) for url, status in browser.responses() if status is None or status >= 400]
+    assert not failed, (
+        f"{len(failed)} of {len(poller.statuses)} polled responses failed: {failed[:10]}"
+    )
+    browser_failed = [
+        (url, status) for url, status in browser.responses() if status is None or status >= 400
+    ]
     assert not browser_failed, f"the browser saw failed responses: {browser_failed[:10]}"
     browser.assert_no_console_errors()
