@@ -7,8 +7,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from analytics.factors import FactorModel
-
-WEIGHTINGS: tuple[str, ...] = ("rating", "binary", "bm25")
+from base.params import WEIGHTINGS, AlsParams
 
 
 def bm25_confidence(ratings: sp.csr_matrix, *, k1: float = 100.0, b: float = 0.8) -> sp.csr_matrix:
@@ -62,16 +61,7 @@ def confidence_matrix(
 
 
 def fit_als(
-    train: sp.csr_matrix,
-    *,
-    factors: int = 64,
-    regularization: float = 0.05,
-    alpha: float = 2.0,
-    iterations: int = 15,
-    weighting: str = "rating",
-    min_rating: float = 0.0,
-    random_state: int | None = None,
-    show_progress: bool = False,
+    train: sp.csr_matrix, params: AlsParams | None = None, *, show_progress: bool = False
 ) -> FactorModel:
     """Hu-Koren-Volinsky ALS: minimise ``sum c_ui (p_ui - x_u . y_i)^2 + reg (|x|^2 + |y|^2)``.
 
@@ -82,11 +72,11 @@ def fit_als(
     Parameters
     ----------
     train : csr_matrix, shape (n_users, n_books)
-    factors, regularization, alpha, iterations : model hyper-parameters
-    weighting : {'rating', 'binary', 'bm25'}
-    min_rating : float
-        Ratings below this are not treated as positive evidence.
-    random_state : int or None
+    params : AlsParams
+        ``factors``, ``regularization``, ``alpha``, ``iterations``; ``weighting`` (rating, binary
+        or bm25); ``min_rating``: ratings below it are not positive evidence; ``random_state``.
+    show_progress : bool
+        implicit's own progress bar.
 
     Returns
     -------
@@ -94,15 +84,16 @@ def fit_als(
     """
     from implicit.cpu.als import AlternatingLeastSquares
 
-    conf = confidence_matrix(train, min_rating=min_rating, weighting=weighting)
-    # implicit checks the BLAS thread count when the model is built, so build it inside the limit too.
+    p = params or AlsParams()
+    conf = confidence_matrix(train, min_rating=p.min_rating, weighting=p.weighting)
+    # implicit checks the BLAS thread count when a model is built, so build it inside the limit too.
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
-            factors=factors,
-            regularization=regularization,
-            alpha=alpha,
-            iterations=iterations,
-            random_state=random_state,
+            factors=p.factors,
+            regularization=p.regularization,
+            alpha=p.alpha,
+            iterations=p.iterations,
+            random_state=p.random_state,
             dtype=np.float32,
         )
         model.fit(conf, show_progress=show_progress)

@@ -6,15 +6,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from analytics.factors import FactorModel
+from base.params import BaselineParams
 
 
-def fit_biases(
-    train: sp.csr_matrix,
-    *,
-    reg_user: float = 5.0,
-    reg_book: float = 5.0,
-    iterations: int = 10,
-) -> FactorModel:
+def fit_biases(train: sp.csr_matrix, params: BaselineParams | None = None) -> FactorModel:
     """Regularised biases: ``r_ui ~ mu + b_u + b_i``.
 
     Minimises ``sum (r_ui - mu - b_u - b_i)^2 + reg_user * sum b_u^2 + reg_book * sum b_i^2``
@@ -24,17 +19,20 @@ def fit_biases(
     ----------
     train : csr_matrix, shape (n_users, n_books)
         Observed ratings; structural zeros are missing, not zero ratings.
-    reg_user, reg_book : float
-        Damping: a user with n ratings has bias ``sum(residual) / (n + reg_user)``.
-    iterations : int
-        Alternations; 10 is converged to well under 1e-4 RMSE on goodbooks.
+    params : BaselineParams
+        ``reg_user``, ``reg_book``: damping, a user with n ratings has bias
+        ``sum(residual) / (n + reg_user)``; ``iterations``: alternations (10 is converged to well
+        under 1e-4 RMSE on goodbooks).
 
     Returns
     -------
     FactorModel with ``global_mean``, ``user_bias`` and ``book_bias`` set.
     """
+    p = params or BaselineParams()
+    reg_user, reg_book, iterations = p.reg_user, p.reg_book, p.iterations
     train = sp.csr_matrix(train, dtype=np.float64, copy=True)
-    train.eliminate_zeros()  # a stored zero is a missing rating too (and would misalign data and nonzero())
+    # A stored zero is a missing rating too (and would misalign data and nonzero()).
+    train.eliminate_zeros()
     if train.nnz == 0:
         raise ValueError("cannot fit biases on an empty matrix")
     mu = float(train.data.mean())
@@ -56,7 +54,7 @@ def fit_biases(
     )
 
 
-def fit_global_mean(train: sp.csr_matrix) -> FactorModel:
+def fit_global_mean(train: sp.csr_matrix, params: object = None) -> FactorModel:
     """The floor: every rating predicted as the training mean (biases all zero)."""
     n_users, n_books = train.shape
     return FactorModel(
@@ -67,7 +65,7 @@ def fit_global_mean(train: sp.csr_matrix) -> FactorModel:
     )
 
 
-def fit_popularity(train: sp.csr_matrix) -> FactorModel:
+def fit_popularity(train: sp.csr_matrix, params: object = None) -> FactorModel:
     """Most-rated first: the ranking baseline every top-N model must beat."""
     counts = np.bincount(sp.csr_matrix(train).indices, minlength=train.shape[1]).astype(np.float64)
     return FactorModel("popularity", book_bias=counts, predicts_ratings=False)

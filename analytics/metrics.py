@@ -243,3 +243,11 @@ def auc_against_random(
         aucs[start : start + len(users)] = u_stat / np.maximum(n_pairs, 1)
     lo, hi = _bootstrap(aucs, np.ones(len(aucs)), rng, n_boot)
     return Metric("to_read_auc", None, float(aucs.mean()) if len(aucs) else np.nan, lo, hi)
+
+
+def relevant_test(test: sp.csr_matrix, threshold: float = 4.0) -> sp.csr_matrix:
+    """Held-out books the user liked (rating >= threshold): the relevance set of top-N metrics."""
+    rel = test.copy()
+    rel.data = (rel.data >= threshold).astype(np.float32)
+    rel.eliminate_zeros()
+    return rel

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from analytics.baseline import fit_biases
 from analytics.factors import FactorModel
+from base.params import BaselineParams, MfParams
 
 
 def row_grams(rows: sp.csr_matrix, x: np.ndarray, *, max_cells: int = 1 << 18) -> np.ndarray:
@@ -146,16 +147,10 @@ def _rowwise_dot(
 
 def fit_mf(
     train: sp.csr_matrix,
+    params: MfParams | None = None,
     *,
-    factors: int = 32,
-    reg: float = 0.2,
-    reg_bias: float = 5.0,
-    iterations: int = 15,
-    init_scale: float = 0.1,
     block_rows: int = 4096,
-    random_state: int | np.random.Generator | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
-    implicit_reg: float = 0.0,
     cg_steps: int = 2,
     validation: sp.csr_matrix | None = None,
     patience: int | None = None,
@@ -180,21 +175,15 @@ def fit_mf(
     Parameters
     ----------
     train : csr_matrix, shape (n_users, n_books)
-    factors : int
-    reg : float
-        Factor regularisation, weighted by each row's rating count (ALS-WR).
-    reg_bias : float
-    iterations : int
-        Each iteration updates users, then ``Y``, then books.
-    init_scale : float
-        Std of the initial book factors.
+    params : MfParams
+        ``factors``; ``reg``: factor regularisation, weighted by each row's rating count (ALS-WR);
+        ``reg_bias``; ``iterations``: each updates users, then ``Y``, then books; ``init_scale``:
+        std of the initial book factors; ``implicit_reg``: ridge penalty of the SVD++ vectors
+        ``y``, 0 leaves the term out (plain biased MF); ``random_state``.
     block_rows : int
         Bounds the Gram step's temporary at ``block_rows * 64 * (factors + 1)`` float32.
-    random_state : int, Generator or None
     on_iteration : callable(iteration, train_rmse), optional
         Progress hook.
-    implicit_reg : float
-        Ridge penalty of the SVD++ vectors ``y``; 0 leaves the term out (plain biased MF).
     cg_steps : int
         Conjugate-gradient steps per half-update (the ``Y`` update takes twice as many).
     validation : csr_matrix, shape (n_users, n_books), optional
@@ -208,7 +197,10 @@ def fit_mf(
     FactorModel with biases and float32 factors (the SVD++ term folded into ``user_factors`` and
     ``user_bias``); ``info['train_rmse']`` (and ``'validation_rmse'``) per iteration.
     """
-    rng = np.random.default_rng(random_state)
+    params = params or MfParams()
+    factors, reg, reg_bias = params.factors, params.reg, params.reg_bias
+    iterations, implicit_reg = params.iterations, params.implicit_reg
+    rng = np.random.default_rng(params.random_state)
     r = sp.csr_matrix(train, dtype=np.float64, copy=True)
     r.sum_duplicates()
     r.sort_indices()
@@ -218,9 +210,9 @@ def fit_mf(
     max_cells = max(1, block_rows) * 64
     books = r.indices
     users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(r.indptr))
-    base = fit_biases(r, reg_user=reg_bias, reg_book=reg_bias)
+    base = fit_biases(r, BaselineParams(reg_user=reg_bias, reg_book=reg_bias))
     mu = base.global_mean
-    q = rng.normal(0.0, init_scale, size=(n_books, k))
+    q = rng.normal(0.0, params.init_scale, size=(n_books, k))
     b_i = base.book_bias.copy()
     p = np.zeros((n_users, k))
     b_u = base.user_bias.copy()

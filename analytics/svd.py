@@ -8,17 +8,10 @@ from scipy.sparse.linalg import svds
 
 from analytics.baseline import fit_biases
 from analytics.factors import FactorModel
+from base.params import BaselineParams, SvdParams
 
 
-def fit_svd(
-    train: sp.csr_matrix,
-    *,
-    k: int = 18,
-    remove_biases: bool = True,
-    reg_user: float = 5.0,
-    reg_book: float = 5.0,
-    random_state: int | np.random.Generator | None = None,
-) -> FactorModel:
+def fit_svd(train: sp.csr_matrix, params: SvdParams | None = None) -> FactorModel:
     """Rank-``k`` SVD ``R ~ U S V^T`` of the observed entries.
 
     With ``remove_biases`` (the default) the SVD is taken of the residuals ``r_ui - mu - b_u - b_i``
@@ -29,20 +22,20 @@ def fit_svd(
     Parameters
     ----------
     train : csr_matrix, shape (n_users, n_books)
-    k : int
-        Rank; must be < min(n_users, n_books).
-    remove_biases : bool
-    reg_user, reg_book : float
-        Damping of the bias baseline removed first.
-    random_state : int, Generator or None
-        Seeds the ARPACK start vector, so the factors are reproducible.
+    params : SvdParams
+        ``k``: rank, below min(n_users, n_books); ``remove_biases``; ``reg_user``, ``reg_book``:
+        damping of the bias baseline removed first; ``random_state``: seeds the ARPACK start
+        vector, so the factors are reproducible.
 
     Returns
     -------
     FactorModel with ``user_factors = U sqrt(S)`` and ``book_factors = V sqrt(S)`` (float32).
     """
+    p = params or SvdParams()
+    k, remove_biases, random_state = p.k, p.remove_biases, p.random_state
     train = sp.csr_matrix(train, dtype=np.float64, copy=True)
-    train.eliminate_zeros()  # a stored zero is a missing rating too (and would misalign data and nonzero())
+    # A stored zero is a missing rating too (and would misalign data and nonzero()).
+    train.eliminate_zeros()
     n_users, n_books = train.shape
     if not 0 < k < min(n_users, n_books):
         raise ValueError(
@@ -50,7 +43,7 @@ def fit_svd(
         )
     rng = np.random.default_rng(random_state)
     if remove_biases:
-        base = fit_biases(train, reg_user=reg_user, reg_book=reg_book)
+        base = fit_biases(train, BaselineParams(reg_user=p.reg_user, reg_book=p.reg_book))
         users, books = train.nonzero()
         residual = train.copy()
         residual.data = (

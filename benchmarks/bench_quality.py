@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from analytics.metrics import per_user_ranking  # noqa: E402
+from base.config import LoadConfig, TransformConfig  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
-from shelfwise.config import LoadConfig, TransformConfig  # noqa: E402
 from shelfwise.params import KINDS, PublishConfig  # noqa: E402
 from shelfwise.pipeline import evaluate, fit_and_publish, fit_model, relevant_test  # noqa: E402
 from shelfwise.tuning import params_for, tune  # noqa: E402

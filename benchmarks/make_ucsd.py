@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from warehouse.generate import generate_ucsd
+from synth.ucsd import generate_ucsd
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,9 @@ from typing import Any
 
 from dash import dcc, html
 
+from base.errors import ShelfwiseError
+from base.registry import kinds
 from dashboards.queries import WarehouseStatus, WarehouseUnavailable
-from shelfwise.errors import ShelfwiseError
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def setup_page(status: WarehouseStatus, db_path: Path) -> html.Div:
         ),
         (
             "Fit the models (each publishes factors, neighbours and 2-D maps)",
-            "\n".join(f"shelfwise fit {k} --db {db}" for k in ("baseline", "svd", "als", "mf")),
+            "\n".join(f"shelfwise fit {k} --db {db}" for k in kinds(default=True)),
             bool(status.published),
         ),
         ("Score them on the held-out ratings", f"shelfwise evaluate --db {db}", status.evaluated),

@@ -9,6 +9,8 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from base.registry import REGISTRY
+
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 INK = "#1f2933"
 MUTED = "#9aa5b1"
@@ -28,22 +30,9 @@ CATEGORY_COLOURS = [
     "#B07AA1",
     "#76B7B2",
 ]
-KIND_COLOURS = {
-    "global_mean": "#9aa5b1",
-    "popularity": "#CC79A7",
-    "baseline": "#56B4E9",  # Okabe-Ito, tellable apart
-    "svd": "#0072B2",
-    "als": "#E69F00",
-    "mf": "#009E73",
-}
-KIND_LABELS = {
-    "global_mean": "global mean",
-    "popularity": "popularity",
-    "baseline": "baseline (biases)",
-    "svd": "SVD",
-    "als": "ALS (implicit)",
-    "mf": "MF (biased)",
-}
+# Each kind's colour and label, as the registry declares them.
+KIND_COLOURS = {name: entry.colour for name, entry in REGISTRY.items()}
+KIND_LABELS = {name: entry.label for name, entry in REGISTRY.items()}
 COLOUR_LABELS = {
     "tag": "Top tag",
     "year": "Publication year",

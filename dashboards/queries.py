@@ -17,21 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 
-from analytics.neighbours import centroid_recommendations, closest_favourite, normalise_rows
-from shelfwise import pipeline
-from shelfwise.errors import ShelfwiseError
-from shelfwise.params import FACTOR_KINDS, RATING_KINDS
+from base.errors import ShelfwiseError
+from base.registry import DEFAULT_MODEL, kinds
 from warehouse.db import open_for_reading, snapshot_path, table_exists
 
 log = logging.getLogger(__name__)
 
 # Kinds whose book vectors the maps, neighbours and recommendations use, and kinds with learned
-# rating biases (the popularity baseline stores popularity in book_bias, which is not a bias).
-MAP_KINDS: tuple[str, ...] = FACTOR_KINDS
-BIAS_KINDS: tuple[str, ...] = RATING_KINDS
+# rating biases (both from the registry).
+MAP_KINDS: tuple[str, ...] = kinds(book_vectors=True)
+BIAS_KINDS: tuple[str, ...] = kinds(learned_biases=True)
 
 # Colour options of the embedding map -> SQL expression over the aliases of projection_points().
 COLOUR_COLUMNS: dict[str, str] = {
@@ -134,7 +131,7 @@ class WarehouseStatus:
     @property
     def default_kind(self) -> str:
         """The model a page opens on: mf (ratings and a map) when published, else the first mapped."""
-        return "mf" if "mf" in self.map_kinds else self.map_kinds[0]
+        return DEFAULT_MODEL if DEFAULT_MODEL in self.map_kinds else self.map_kinds[0]
 
     @property
     def bias_kinds(self) -> tuple[str, ...]:
@@ -153,12 +150,9 @@ def warehouse_status(con: duckdb.DuckDBPyConnection) -> WarehouseStatus:
     )
     published: tuple[str, ...] = ()
     evaluated = False
-    if has("models", "runs"):
+    if has("models", "runs") and has("main", "latest_runs"):
         published = tuple(
-            r[0]
-            for r in rows(
-                con, "select distinct kind from models.runs where published order by kind"
-            )
+            r[0] for r in rows(con, "select kind from main.latest_runs order by kind")
         )
         evaluated = (
             rows(con, "select count(*) from models.metrics")[0][0] > 0
@@ -179,11 +173,11 @@ def status_of(db_path: Path) -> WarehouseStatus:
 
 def header_summary(con: duckdb.DuckDBPyConnection) -> dict | None:
     """The newest published run (for the header), or None (also for a warehouse with no models yet)."""
-    if not table_exists(con, "models", "runs"):
+    if not table_exists(con, "main", "latest_runs"):
         return None
     found = rows(
         con,
-        "select run_id, kind, finished_at from models.runs where published order by run_id desc limit 1",
+        "select run_id, kind, finished_at from main.latest_runs order by run_id desc limit 1",
     )
     if not found:
         return None
@@ -328,7 +322,7 @@ def runs(con: duckdb.DuckDBPyConnection, limit: int = 100) -> pl.DataFrame:
     return frame(
         con,
         """
-        with latest as (select kind, max(run_id) as run_id from models.runs where published group by kind)
+        with latest as (select kind, run_id from main.latest_runs)
         select r.run_id, r.kind, r.source, r.params, r.started_at, r.finished_at, r.seconds, r.status,
             r.published, (l.run_id is not null) as latest
         from models.runs as r
@@ -357,8 +351,7 @@ def latest_runs(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...]) -> dict[
     """The latest published run id of each of ``kinds`` that has one."""
     found = rows(
         con,
-        """select kind, max(run_id) from models.runs
-           where published and list_contains($kinds, kind) group by kind""",
+        "select kind, run_id from main.latest_runs where list_contains($kinds, kind)",
         {"kinds": list(kinds)},
     )
     by_kind = {k: int(r) for k, r in found}
@@ -531,66 +524,6 @@ def neighbours(con: duckdb.DuckDBPyConnection, run_id: int, book_key: int, n: in
     )
 
 
-def book_vectors(con: duckdb.DuckDBPyConnection, run_id: int) -> np.ndarray:
-    """The run's book factors, float32 shape (n_books, k), row i = book_idx i."""
-    table = con.sql(
-        "select vector from models.book_factors where run_id = $run order by book_idx",
-        params={"run": run_id},
-    ).to_arrow_table()
-    if table.num_rows == 0:
-        raise ShelfwiseError(f"run {run_id} has no book factors")
-    flat = table.column("vector").combine_chunks().flatten().to_numpy()
-    return flat.reshape(table.num_rows, -1).astype(np.float32)
-
-
-def book_indices(
-    con: duckdb.DuckDBPyConnection, run_id: int, book_keys: list[int]
-) -> dict[int, int]:
-    """book_key -> book_idx in the run, for the keys the run has."""
-    if not book_keys:
-        return {}
-    found = rows(
-        con,
-        "select book_key, book_idx from models.run_books where run_id = $run and list_contains($keys, book_key)",
-        {"run": run_id, "keys": [int(k) for k in book_keys]},
-    )
-    return {int(k): int(i) for k, i in found}
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """A recommended book and the books that explain it."""
-
-    book: pipeline.Book
-    because: tuple[
-        tuple[str, float | None], ...
-    ]  # (title, the user's rating or None) most similar first
-
-
-def favourite_recommendations(
-    con: duckdb.DuckDBPyConnection, run_id: int, book_keys: list[int], n: int
-) -> tuple[list[pipeline.Book], list[Recommendation]]:
-    """Books nearest the centroid of the favourites' unit vectors (never a favourite).
-
-    The maths is analytics.neighbours (the same as ``shelfwise recommend --books``); favourites are
-    given by key, so two books sharing a title are never confused. Returns (favourites found in the
-    run, recommendations each with its closest favourite).
-    """
-    idx_of = book_indices(con, run_id, book_keys)
-    keys = [k for k in book_keys if k in idx_of]
-    if not keys:
-        return [], []
-    fav_idx = np.array([idx_of[k] for k in keys], dtype=np.int64)
-    vectors = book_vectors(con, run_id)
-    rec_idx, scores = centroid_recommendations(vectors, fav_idx, n=n)
-    favourites = pipeline.books_by_idx(con, run_id, fav_idx)
-    books = pipeline.books_by_idx(con, run_id, rec_idx, scores)
-    closest = closest_favourite(vectors, rec_idx, fav_idx) if len(rec_idx) else []
-    return favourites, [
-        Recommendation(b, ((favourites[int(c)].title or "", None),)) for b, c in zip(books, closest)
-    ]
-
-
 # ----------------------------------------------------------------------------- users
 
 
@@ -666,44 +599,6 @@ def user_ratings(
         {**params, "limit": limit},
     )
     return rated, int(total)
-
-
-def user_recommendations(
-    con: duckdb.DuckDBPyConnection, kind: str, user_key: int, n: int, *, support: int = 3
-) -> list[Recommendation]:
-    """The user's top-``n`` books under ``kind`` (shelfwise.pipeline: never a book they rated), each
-    with the ``support`` rated books whose vectors are most cosine-similar to it.
-
-    The reasons come from the books the user liked (rated 4 or 5) when there are enough of them: a
-    disliked book near a recommendation explains it badly.
-    """
-    books = pipeline.recommend_for_user(con, user_key, kind=kind, n=n)
-    run_id = pipeline.run_for(con, kind)
-    rated = rows(
-        con,
-        """
-        select rb.book_idx, b.title, r.rating
-        from core.ratings as r
-        inner join models.run_books as rb on rb.run_id = $run and rb.book_key = r.book_key
-        left join core.books as b on b.book_key = r.book_key
-        where r.user_key = $user and r.rating is not null
-            and r.source = (select source from models.runs where run_id = $run)
-        """,
-        {"run": run_id, "user": int(user_key)},
-    )
-    liked = [r for r in rated if r[2] >= 4]
-    if len(liked) >= support:
-        rated = liked
-    if not books or not rated:
-        return [Recommendation(b, ()) for b in books]
-    unit = normalise_rows(book_vectors(con, run_id))
-    rated_idx = np.array([r[0] for r in rated], dtype=np.int64)
-    sims = unit[np.array([b.book_idx for b in books])] @ unit[rated_idx].T  # (n_recs, n_rated)
-    out = []
-    for b, row in zip(books, sims):
-        best = np.argsort(-row, kind="stable")[:support]
-        out.append(Recommendation(b, tuple((rated[i][1] or "", float(rated[i][2])) for i in best)))
-    return out
 
 
 # ----------------------------------------------------------------------------- biases
@@ -796,7 +691,7 @@ def metrics(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return frame(
         con,
         """
-        with latest as (select kind, max(run_id) as run_id from models.runs where published group by kind)
+        with latest as (select kind, run_id from main.latest_runs)
         select m.run_id, r.kind, r.published, (l.run_id is not null) as latest, r.finished_at,
             m.split, m.metric, m.k, m.value, m.ci_low, m.ci_high
         from models.metrics as m

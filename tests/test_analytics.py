@@ -18,6 +18,7 @@ from analytics.mf import fit_mf
 from analytics.neighbours import centroid_recommendations, closest_favourite, top_k_cosine
 from analytics.projections import pca_2d, tsne_2d
 from analytics.svd import fit_svd
+from base.params import AlsParams, BaselineParams, MfParams, SvdParams
 
 PROPERTY = settings(max_examples=25, deadline=None)
 
@@ -69,7 +70,7 @@ def test_fit_svd_reconstructs_an_exactly_rank_3_matrix():
     dense = (
         rng.uniform(0.6, 1.1, (30, 3)) @ rng.uniform(0.6, 1.1, (20, 3)).T
     )  # entries in (1.08, 3.63)
-    model = fit_svd(sp.csr_matrix(dense), k=3, remove_biases=False, random_state=0)
+    model = fit_svd(sp.csr_matrix(dense), SvdParams(k=3, remove_biases=False, random_state=0))
 
     users, books = all_cells(dense.shape)
     np.testing.assert_allclose(model.predict(users, books), dense.ravel(), atol=1e-4)
@@ -84,11 +85,12 @@ def test_fit_svd_removes_biases_then_reconstructs_rank_2_residuals():
     dense = biases_plus_low_rank(40, 25, rank=2, seed=1)
     users, books = all_cells(dense.shape)
     model = fit_svd(
-        sp.csr_matrix(dense), k=2, remove_biases=True, reg_user=0.0, reg_book=0.0, random_state=0
+        sp.csr_matrix(dense),
+        SvdParams(k=2, remove_biases=True, reg_user=0.0, reg_book=0.0, random_state=0),
     )
     assert rmse(model.predict(users, books), dense.ravel()) < 1e-4
     # The biases alone leave the rank-2 part unexplained: the SVD term is doing the work.
-    biases_only = fit_biases(sp.csr_matrix(dense), reg_user=0.0, reg_book=0.0)
+    biases_only = fit_biases(sp.csr_matrix(dense), BaselineParams(reg_user=0.0, reg_book=0.0))
     assert rmse(biases_only.predict(users, books), dense.ravel()) > 0.1
 
 
@@ -96,13 +98,13 @@ def test_fit_svd_is_reproducible_and_checks_k():
     dense = biases_plus_low_rank(30, 20, rank=3, seed=2)
     dense[np.random.default_rng(2).random(dense.shape) < 0.4] = 0.0
     train = sp.csr_matrix(dense)
-    a = fit_svd(train, k=3, random_state=5)
-    b = fit_svd(train, k=3, random_state=5)
+    a = fit_svd(train, SvdParams(k=3, random_state=5))
+    b = fit_svd(train, SvdParams(k=3, random_state=5))
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
     np.testing.assert_array_equal(a.book_factors, b.book_factors)
     for k in (0, 20):
         with pytest.raises(ValueError, match="k="):
-            fit_svd(train, k=k)
+            fit_svd(train, SvdParams(k=k))
 
 
 # ----------------------------------------------------------------------------- biases
@@ -120,7 +122,9 @@ def planted_biases(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_fit_biases_recovers_planted_biases():
     dense, b_u, b_i = planted_biases()
-    model = fit_biases(sp.csr_matrix(dense), reg_user=0.01, reg_book=0.01, iterations=20)
+    model = fit_biases(
+        sp.csr_matrix(dense), BaselineParams(reg_user=0.01, reg_book=0.01, iterations=20)
+    )
 
     assert model.global_mean == pytest.approx(dense.mean())
     assert np.corrcoef(model.user_bias, b_u)[0, 1] > 0.99
@@ -140,8 +144,8 @@ def test_fit_biases_damps_a_user_with_one_rating_toward_zero():
     one = np.zeros((1, dense.shape[1]))
     one[0, 0] = 5.0
     train = sp.csr_matrix(np.vstack([dense, one]))
-    damped = fit_biases(train, reg_user=5.0, reg_book=0.01, iterations=20)
-    undamped = fit_biases(train, reg_user=0.0, reg_book=0.01, iterations=20)
+    damped = fit_biases(train, BaselineParams(reg_user=5.0, reg_book=0.01, iterations=20))
+    undamped = fit_biases(train, BaselineParams(reg_user=0.0, reg_book=0.01, iterations=20))
 
     raw = 5.0 - damped.global_mean - damped.book_bias[0]
     assert undamped.user_bias[-1] == pytest.approx(
@@ -163,14 +167,14 @@ def test_stored_zeros_are_missing_ratings_for_biases_and_svd():
     with_zeros.data[::5] = 0.0
     without = with_zeros.copy()
     without.eliminate_zeros()
-    for fit in (fit_biases, lambda m: fit_svd(m, k=2, random_state=0)):
+    for fit in (fit_biases, lambda m: fit_svd(m, SvdParams(k=2, random_state=0))):
         a, b = fit(with_zeros), fit(without)
         assert a.global_mean == b.global_mean
         np.testing.assert_array_equal(a.user_bias, b.user_bias)
         np.testing.assert_array_equal(a.book_bias, b.book_bias)
     np.testing.assert_array_equal(
-        fit_svd(with_zeros, k=2, random_state=0).book_factors,
-        fit_svd(without, k=2, random_state=0).book_factors,
+        fit_svd(with_zeros, SvdParams(k=2, random_state=0)).book_factors,
+        fit_svd(without, SvdParams(k=2, random_state=0)).book_factors,
     )
     assert (with_zeros.data == 0).any()  # the caller's matrix is untouched
 
@@ -186,7 +190,17 @@ def test_fit_biases_rejects_an_empty_matrix():
 @pytest.mark.parametrize("random_state", [0, 1, 2])
 def test_als_ranks_the_held_out_in_group_book_first(random_state):
     train, held = block_matrix(40, 20)
-    model = fit_als(train, factors=4, regularization=0.5, iterations=15, random_state=random_state)
+    model = fit_als(
+        train,
+        AlsParams(
+            factors=4,
+            regularization=0.5,
+            iterations=15,
+            random_state=random_state,
+            alpha=2.0,
+            weighting="rating",
+        ),
+    )
     assert not model.predicts_ratings
     scores = model.scores(np.arange(40))
     first = top_n(scores, train, np.arange(40), 1)[:, 0]
@@ -195,8 +209,28 @@ def test_als_ranks_the_held_out_in_group_book_first(random_state):
 
 def test_als_is_deterministic_for_a_random_state():
     train, _ = block_matrix(20, 12)
-    a = fit_als(train, factors=4, regularization=0.5, iterations=5, random_state=3)
-    b = fit_als(train, factors=4, regularization=0.5, iterations=5, random_state=3)
+    a = fit_als(
+        train,
+        AlsParams(
+            factors=4,
+            regularization=0.5,
+            iterations=5,
+            random_state=3,
+            alpha=2.0,
+            weighting="rating",
+        ),
+    )
+    b = fit_als(
+        train,
+        AlsParams(
+            factors=4,
+            regularization=0.5,
+            iterations=5,
+            random_state=3,
+            alpha=2.0,
+            weighting="rating",
+        ),
+    )
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
     np.testing.assert_array_equal(a.book_factors, b.book_factors)
     assert a.book_factors.dtype == np.float32 and a.book_factors.shape == (12, 4)
@@ -226,7 +260,9 @@ def half_observed() -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
 
 def test_fit_mf_beats_the_bias_baseline_on_held_out_cells(half_observed):
     train, users, books, truth = half_observed
-    model = fit_mf(train, factors=4, reg=0.05, iterations=15, random_state=0)
+    model = fit_mf(
+        train, MfParams(factors=4, reg=0.05, iterations=15, random_state=0, implicit_reg=0.0)
+    )
     baseline = fit_biases(train)
     baseline_rmse = rmse(baseline.predict(users, books), truth)
     mf_rmse = rmse(model.predict(users, books), truth)
@@ -237,7 +273,9 @@ def test_fit_mf_beats_the_bias_baseline_on_held_out_cells(half_observed):
 
 def test_fit_mf_train_rmse_decreases(half_observed):
     train = half_observed[0]
-    model = fit_mf(train, factors=4, reg=0.05, iterations=10, random_state=0)
+    model = fit_mf(
+        train, MfParams(factors=4, reg=0.05, iterations=10, random_state=0, implicit_reg=0.0)
+    )
     history = np.array(model.info["train_rmse"])
     assert len(history) == 10
     assert history[-1] < 0.5 * history[0]
@@ -250,8 +288,8 @@ def test_fit_mf_train_rmse_decreases(half_observed):
 
 def test_fit_mf_is_deterministic_for_a_random_state(half_observed):
     train = half_observed[0]
-    a = fit_mf(train, factors=4, iterations=3, random_state=11)
-    b = fit_mf(train, factors=4, iterations=3, random_state=11)
+    a = fit_mf(train, MfParams(factors=4, iterations=3, random_state=11, implicit_reg=0.0))
+    b = fit_mf(train, MfParams(factors=4, iterations=3, random_state=11, implicit_reg=0.0))
     for name in ("user_factors", "book_factors", "user_bias", "book_bias"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert a.global_mean == b.global_mean

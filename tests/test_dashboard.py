@@ -15,13 +15,14 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
+from base.config import LoadConfig, PublishConfig, TransformConfig
 from dashboards import figures, queries
 from dashboards.app import DashboardSettings, create_app
 from dashboards.components import book_options, fmt_params
-from shelfwise.config import LoadConfig, TransformConfig
-from shelfwise.params import PublishConfig
-from shelfwise.pipeline import evaluate, fit_and_publish
-from shelfwise.tuning import params_for
+from shelfwise import serving
+from shelfwise.pipeline.evaluate import evaluate
+from shelfwise.pipeline.fit import fit_and_publish
+from shelfwise.pipeline.tune import params_for
 from warehouse.db import connect, open_for_reading, writer
 from warehouse.load import load_dataset
 from warehouse.runner import run_transforms
@@ -360,7 +361,7 @@ def test_user_recommendations_are_unrated_books_explained_by_rated_ones(con) -> 
         ).fetchall()
     }
     for kind in queries.MAP_KINDS:
-        recs = queries.user_recommendations(con, kind, user, 10)
+        recs = serving.explain_for_user(con, kind, user, 10)
         assert len(recs) == 10
         assert not rated & {r.book.book_key for r in recs}, kind
         for r in recs:
@@ -376,11 +377,11 @@ def test_favourite_recommendations_never_return_a_favourite(con) -> None:
             [run],
         ).fetchall()
     ]
-    found, recs = queries.favourite_recommendations(con, run, favourites, 10)
+    found, recs = serving.recommend_for_keys(con, run, favourites, 10)
     assert {b.book_key for b in found} == set(favourites)
     assert len(recs) == 10 and not set(favourites) & {r.book.book_key for r in recs}
     assert all(r.because[0][0] in {b.title for b in found} for r in recs)
-    assert queries.favourite_recommendations(con, run, [-1], 10) == ([], [])
+    assert serving.recommend_for_keys(con, run, [-1], 10) == ([], [])
 
 
 def test_projection_points_sample_deterministically_but_never_drop_highlights(con) -> None:

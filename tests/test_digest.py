@@ -25,9 +25,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from base.errors import ShelfwiseError
 from shelfwise import digest as mail
-from shelfwise.errors import ShelfwiseError
-from shelfwise.pipeline import Book, TitleNotFound
+from shelfwise.serving import Book, TitleNotFound
 from warehouse.db import connect, table_exists
 
 # aiosmtpd warns about AUTH without TLS, which is what a loopback test server should do.
@@ -89,10 +89,10 @@ def _first(folder: Path, *names: str) -> Path | None:
 @pytest.fixture(scope="module")
 def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """400 most-rated real books, 3,000 generated users, 120,000 ratings; mf and als fitted (~4 s)."""
-    from shelfwise.config import LoadConfig, TransformConfig
-    from shelfwise.params import PublishConfig, make_params
-    from shelfwise.pipeline import fit_and_publish
-    from warehouse.generate import generate_goodbooks
+    from base.config import LoadConfig, PublishConfig, TransformConfig
+    from base.registry import make_params
+    from shelfwise.pipeline.fit import fit_and_publish
+    from synth.goodbooks import generate_goodbooks
     from warehouse.load import load_dataset
     from warehouse.runner import run_transforms
 

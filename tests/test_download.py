@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from shelfwise.errors import ShelfwiseError
+from base.errors import ShelfwiseError
 from warehouse import download
 from warehouse.download import GOODBOOKS_FILES, RemoteFile, download_files, download_goodbooks
 from warehouse.sources import GOODBOOKS

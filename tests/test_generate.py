@@ -1,4 +1,4 @@
-"""warehouse.generate: synthetic goodbooks and UCSD dumps have the real shapes and the planted structure."""
+"""synth: synthetic goodbooks and UCSD dumps have the real shapes and the planted structure."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from warehouse.generate import _allocate, _series_of, _ucsd_sizes, generate_goodbooks, generate_ucsd
+from synth.common import allocate as _allocate
+from synth.goodbooks import _series_of, generate_goodbooks
+from synth.ucsd import _ucsd_sizes, generate_ucsd
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"  # 1,000 real books (most rated), with their tags

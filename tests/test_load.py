@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shelfwise.config import LoadConfig, TransformConfig
-from shelfwise.errors import BadInputError, ShelfwiseError
+from base.config import LoadConfig, TransformConfig
+from base.errors import BadInputError, ShelfwiseError
 from warehouse.db import connect
 from warehouse.load import FileReport, load_dataset
 from warehouse.runner import run_transforms

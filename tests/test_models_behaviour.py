@@ -11,9 +11,12 @@ import scipy.sparse as sp
 from analytics.baseline import fit_global_mean
 from analytics.factors import FactorModel
 from analytics.metrics import top_n
-from shelfwise.errors import ShelfwiseError
-from shelfwise.params import KINDS, RATING_KINDS, make_params
-from shelfwise.pipeline import fit_model
+from base.errors import ShelfwiseError
+from base.registry import fittable, kinds, make_params
+from shelfwise.pipeline.fit import fit_model
+
+KINDS = fittable()
+RATING_KINDS = kinds(predicts_ratings=True)
 
 # Small, fast settings for each kind; every stochastic kind gets the same seed.
 SMALL: dict[str, dict] = {

@@ -10,17 +10,39 @@ import duckdb
 import numpy as np
 import pytest
 
-import shelfwise.pipeline as pipeline
+import analytics.mf
+import analytics.svd
+import shelfwise.pipeline.fit as fitting
 from analytics.metrics import Metric
-from shelfwise.config import LoadConfig, TransformConfig
-from shelfwise.params import PublishConfig, make_params
-from shelfwise.pipeline import fit_and_publish
+from base.config import LoadConfig, PublishConfig, TransformConfig
+from base.registry import make_params
+from shelfwise import serving
+from shelfwise.pipeline.fit import fit_and_publish
 from warehouse import store
 from warehouse.db import connect
 from warehouse.load import load_dataset
+from warehouse.catalog import TABLES, read_model
 from warehouse.runner import run_transforms
 
-BOOKS_COLUMNS = ["book_id", "goodreads_book_id", "work_id", "authors", "original_publication_year", "original_title", "title", "language_code", "average_rating", "ratings_count", "ratings_1", "ratings_2", "ratings_3", "ratings_4", "ratings_5", "image_url", "small_image_url"]
+BOOKS_COLUMNS = [
+    "book_id",
+    "goodreads_book_id",
+    "work_id",
+    "authors",
+    "original_publication_year",
+    "original_title",
+    "title",
+    "language_code",
+    "average_rating",
+    "ratings_count",
+    "ratings_1",
+    "ratings_2",
+    "ratings_3",
+    "ratings_4",
+    "ratings_5",
+    "image_url",
+    "small_image_url",
+]
 
 N_USERS, N_BOOKS = 40, 16
 RARE_BOOK = (
@@ -108,16 +130,27 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -
 
 
 def run_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every models.* table keyed by run (the runs table itself aside)."""
-    return [
+    """Every models.* table keyed by run (the runs table itself aside).
+
+    A table with a run_id column whose key (its SQL header) is not the run's is history that
+    outlives retention (models.digests names the run a digest came from).
+    """
+    with_run_id = [
         f"models.{t}"
         for (t,) in rows(
             con,
             """select table_name from information_schema.columns
-                                where table_schema = 'models' and column_name = 'run_id' and table_name <> 'runs'
-                                order by table_name""",
+               where table_schema = 'models' and column_name = 'run_id' and table_name <> 'runs'
+               order by table_name""",
         )
     ]
+    keyed = {
+        read_model(name).relation
+        for name in TABLES
+        if "run_id" in (read_model(name).header("grain") or "").split("key:")[-1]
+    }
+    assert set(with_run_id) - keyed == {"models.digests"}, "a run_id column the key does not name"
+    return [t for t in with_run_id if t in keyed]
 
 
 def rows_of_run(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, int]:
@@ -223,7 +256,7 @@ def test_a_fit_that_raises_in_the_maths_keeps_the_published_run(warehouse, monke
     def broken_fit(*args, **kwargs):
         raise error("singular matrix")
 
-    monkeypatch.setattr(pipeline, "fit_svd", broken_fit)
+    monkeypatch.setattr(analytics.svd, "fit_svd", broken_fit)
     with pytest.raises(error):
         fit(warehouse, "svd")
 
@@ -238,7 +271,7 @@ def test_a_failure_after_the_fit_keeps_the_published_run(warehouse, monkeypatch)
     good = fit(warehouse, "mf")
     before = published_state(warehouse, "mf")
     monkeypatch.setattr(
-        pipeline, "top_k_cosine", lambda *a, **k: (_ for _ in ()).throw(MemoryError("neighbours"))
+        fitting, "top_k_cosine", lambda *a, **k: (_ for _ in ()).throw(MemoryError("neighbours"))
     )
     with pytest.raises(MemoryError):
         fit(warehouse, "mf")
@@ -248,7 +281,7 @@ def test_a_failure_after_the_fit_keeps_the_published_run(warehouse, monkeypatch)
 
 def test_a_first_fit_that_fails_publishes_nothing(warehouse, monkeypatch):
     monkeypatch.setattr(
-        pipeline, "fit_mf", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom"))
+        analytics.mf, "fit_mf", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom"))
     )
     with pytest.raises(ValueError, match="boom"):
         fit(warehouse, "mf")
@@ -269,7 +302,7 @@ def test_retention_keeps_only_the_newest_published_runs_of_a_kind(warehouse, mon
         svd_runs.append(run_id)
         if i == 1:  # a failed run in between is kept as a record, with no rows
             monkeypatch.setattr(
-                pipeline, "fit_svd", lambda *a, **k: (_ for _ in ()).throw(ValueError("x"))
+                analytics.svd, "fit_svd", lambda *a, **k: (_ for _ in ()).throw(ValueError("x"))
             )
             with pytest.raises(ValueError):
                 fit(warehouse, "svd")
@@ -404,7 +437,7 @@ def test_retransform_with_other_filters_does_not_mislabel_an_older_run(warehouse
         == old_view
     )
     assert store.read_model(warehouse, old).book_factors.shape[0] == N_BOOKS
-    book, _ = pipeline.similar(warehouse, "Book 5", kind="svd", n=3)
+    book, _ = serving.similar(warehouse, "Book 5", kind="svd", n=3)
     assert (book.book_idx, book.book_key) == next((i, k) for i, k in old_mapping if k == 505)
 
     new = fit(warehouse, "svd")

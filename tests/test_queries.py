@@ -11,13 +11,13 @@ import duckdb
 import numpy as np
 import pytest
 
+from base.config import LoadConfig, PublishConfig, TransformConfig
+from base.errors import ShelfwiseError
+from base.registry import make_params
 from shelfwise.cli import main
-from shelfwise.config import LoadConfig, TransformConfig
-from shelfwise.errors import ShelfwiseError
-from shelfwise.params import PublishConfig, make_params
-from shelfwise.pipeline import (
+from shelfwise.pipeline.fit import fit_and_publish
+from shelfwise.serving import (
     TitleNotFound,
-    fit_and_publish,
     recommend_for_books,
     recommend_for_user,
     resolve_title,
@@ -28,7 +28,25 @@ from warehouse.db import connect
 from warehouse.load import load_dataset
 from warehouse.runner import run_transforms
 
-BOOKS_COLUMNS = ["book_id", "goodreads_book_id", "work_id", "authors", "original_publication_year", "original_title", "title", "language_code", "average_rating", "ratings_count", "ratings_1", "ratings_2", "ratings_3", "ratings_4", "ratings_5", "image_url", "small_image_url"]
+BOOKS_COLUMNS = [
+    "book_id",
+    "goodreads_book_id",
+    "work_id",
+    "authors",
+    "original_publication_year",
+    "original_title",
+    "title",
+    "language_code",
+    "average_rating",
+    "ratings_count",
+    "ratings_1",
+    "ratings_2",
+    "ratings_3",
+    "ratings_4",
+    "ratings_5",
+    "image_url",
+    "small_image_url",
+]
 
 # (title, authors, ratings_count, taste group). Group 0 is thrillers, group 1 romance.
 BOOKS: dict[int, tuple[str, str, int, int]] = {

@@ -15,13 +15,12 @@ from hypothesis import strategies as st
 from analytics.als import bm25_confidence, confidence_matrix, fit_als
 from analytics.metrics import top_n
 from analytics.mf import batched_cg, fit_mf, row_grams
-from shelfwise.config import LoadConfig, TransformConfig
-from shelfwise.params import PublishConfig, make_params
-from shelfwise.pipeline import fit_and_publish, fit_model
-from shelfwise.tuning import (
-    SPACES,
-    axis_names,
-    carve_validation,
+from analytics.search import axis_names, carve_validation
+from base.config import LoadConfig, PublishConfig, TransformConfig
+from base.params import AlsParams, MfParams
+from base.registry import REGISTRY, make_params
+from shelfwise.pipeline.fit import fit_and_publish, fit_model
+from shelfwise.pipeline.tune import (
     params_for,
     parse_axis,
     search,
@@ -276,7 +275,7 @@ def test_given_axes_replace_default_ones_even_inside_a_block():
     block = next(k for k in space if isinstance(k, tuple))
     assert (
         space[block]["alpha"] == [5.0]
-        and space[block]["weighting"] == SPACES["als"][block]["weighting"]
+        and space[block]["weighting"] == REGISTRY["als"].space[block]["weighting"]
     )
     assert space["iterations"] == [3] and axis_names(space)[-1] == "iterations"
     assert with_axes("mf", {"factors": [8]}, only=True) == {"factors": [8]}
@@ -354,12 +353,14 @@ def test_als_with_bm25_confidence_ranks_the_held_out_in_group_book_first():
     train = sp.csr_matrix(dense)
     model = fit_als(
         train,
-        factors=4,
-        regularization=0.5,
-        alpha=5.0,
-        weighting="bm25",
-        iterations=15,
-        random_state=0,
+        AlsParams(
+            factors=4,
+            regularization=0.5,
+            alpha=5.0,
+            weighting="bm25",
+            iterations=15,
+            random_state=0,
+        ),
     )
     first = top_n(model.scores(np.arange(n_users)), train, np.arange(n_users), 1)[:, 0]
     np.testing.assert_array_equal(first, held)
@@ -397,8 +398,12 @@ def choice_reveals_taste(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray, np.n
 
 def test_svdpp_term_predicts_taste_from_which_books_a_user_chose():
     train, users, books, truth = choice_reveals_taste()
-    plain = fit_mf(train, factors=2, reg=0.05, iterations=20, random_state=0)
-    svdpp = fit_mf(train, factors=2, reg=0.05, iterations=20, implicit_reg=1.0, random_state=0)
+    plain = fit_mf(
+        train, MfParams(factors=2, reg=0.05, iterations=20, random_state=0, implicit_reg=0.0)
+    )
+    svdpp = fit_mf(
+        train, MfParams(factors=2, reg=0.05, iterations=20, implicit_reg=1.0, random_state=0)
+    )
     plain_rmse = np.sqrt(np.mean((plain.predict(users, books) - truth) ** 2))
     svdpp_rmse = np.sqrt(np.mean((svdpp.predict(users, books) - truth) ** 2))
     assert plain_rmse > 1.5  # the values of cold users' ratings carry no signal: about mu for all
@@ -413,9 +418,11 @@ def test_fit_mf_validation_curve_is_recorded_without_changing_the_fit():
     train, users, books, truth = choice_reveals_taste()
     validation = sp.csr_matrix((truth, (users, books)), shape=train.shape)
     with_val = fit_mf(
-        train, factors=2, iterations=5, implicit_reg=1.0, random_state=0, validation=validation
+        train,
+        MfParams(factors=2, iterations=5, implicit_reg=1.0, random_state=0),
+        validation=validation,
     )
-    without = fit_mf(train, factors=2, iterations=5, implicit_reg=1.0, random_state=0)
+    without = fit_mf(train, MfParams(factors=2, iterations=5, implicit_reg=1.0, random_state=0))
     np.testing.assert_array_equal(with_val.user_factors, without.user_factors)
     np.testing.assert_array_equal(with_val.book_bias, without.book_bias)
     curve = with_val.info["validation_rmse"]
@@ -428,7 +435,10 @@ def test_fit_mf_patience_stops_once_validation_stops_improving():
     validation = sp.csr_matrix((truth, (users, books)), shape=train.shape)
     # No implicit term: the cold users' held-out ratings cannot improve after the first iterations.
     model = fit_mf(
-        train, factors=2, iterations=30, random_state=0, validation=validation, patience=2
+        train,
+        MfParams(factors=2, iterations=30, random_state=0, implicit_reg=0.0),
+        validation=validation,
+        patience=2,
     )
     curve = model.info["validation_rmse"]
     assert len(curve) < 30 and len(curve) == len(model.info["train_rmse"])
@@ -520,6 +530,4 @@ def test_tune_command_rejects_bad_axes_in_one_line(tmp_path, capsys, args, messa
     assert exit_info.value.code == 1
     assert message in err and len(err.splitlines()) == 1
     with duckdb.connect(str(db), read_only=True) as con:
-        assert not con.execute(
-            "select count(*) from information_schema.tables where table_name = 'tuned'"
-        ).fetchall()[0][0]
+        assert not con.execute("select count(*) from models.tuned").fetchall()[0][0]

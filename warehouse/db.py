@@ -10,123 +10,10 @@ from pathlib import Path
 
 import duckdb
 
-from shelfwise.errors import ShelfwiseError
+from base.errors import ShelfwiseError
+from warehouse.catalog import SCHEMAS, TABLES, VIEWS, read_model
 
 log = logging.getLogger(__name__)
-
-SCHEMAS = ("raw", "staging", "core", "matrix", "models")
-
-# Bookkeeping and model tables whose shape is fixed. Data tables (raw.goodbooks_ratings, core.*,
-# matrix.*) are created by the loaders and the SQL models.
-DDL = """
-create schema if not exists raw;
-create schema if not exists staging;
-create schema if not exists core;
-create schema if not exists matrix;
-create schema if not exists models;
-
-create table if not exists raw.load_log (
-    load_id     bigint not null,
-    source      varchar not null,
-    raw_table   varchar not null,
-    file        varchar not null,
-    size        bigint not null,
-    sha256      varchar not null,
-    rows_read   bigint not null,
-    rows_rejected bigint not null,
-    loaded_at   timestamp not null
-);
-create table if not exists raw.rejects (
-    load_id     bigint not null,
-    file        varchar not null,
-    line        bigint,
-    raw_text    varchar,
-    reason      varchar not null
-);
-create table if not exists matrix.transform_log (
-    transform_id bigint not null,
-    source      varchar not null,
-    model       varchar not null,
-    rows        bigint,
-    seconds     double not null,
-    params      json not null,
-    finished_at timestamp not null
-);
-
-create table if not exists models.runs (
-    run_id      bigint primary key,
-    kind        varchar not null,
-    source      varchar not null,
-    params      json not null,
-    input_fingerprint varchar not null,
-    started_at  timestamp not null,
-    finished_at timestamp,
-    seconds     double,
-    status      varchar not null,
-    published   boolean not null default false,
-    info        json
-);
--- Each run keeps the index mappings it was fitted with, so re-running transforms never mislabels it.
-create table if not exists models.run_books (run_id bigint not null, book_idx integer not null, book_key bigint not null);
-create table if not exists models.run_users (run_id bigint not null, user_idx integer not null, user_key bigint not null);
-create table if not exists models.user_factors (run_id bigint not null, user_idx integer not null, vector float[] not null);
-create table if not exists models.book_factors (run_id bigint not null, book_idx integer not null, vector float[] not null);
-create table if not exists models.user_bias (run_id bigint not null, user_idx integer not null, bias double not null);
-create table if not exists models.book_bias (run_id bigint not null, book_idx integer not null, bias double not null);
-create table if not exists models.book_neighbours (
-    run_id bigint not null, book_idx integer not null, rank integer not null,
-    neighbour_idx integer not null, score double not null
-);
-create table if not exists models.projections (
-    run_id bigint not null, book_idx integer not null, method varchar not null, x double not null, y double not null
-);
-create table if not exists models.metrics (
-    run_id bigint not null, metric varchar not null, k integer, value double not null,
-    ci_low double, ci_high double, split varchar
-);
-"""
-
-# Plain-SQL views of the latest published run of each kind, titles joined: no run ids needed.
-VIEWS = """
-create or replace view main.latest_runs as
-    select kind, max(run_id) as run_id from models.runs where published group by kind;
-create or replace view main.book_factors as
-    select l.kind, f.run_id, f.book_idx, rb.book_key, b.title, b.authors, f.vector
-    from models.book_factors as f
-    inner join main.latest_runs as l on l.run_id = f.run_id
-    inner join models.run_books as rb on rb.run_id = f.run_id and rb.book_idx = f.book_idx
-    left join core.books as b on b.book_key = rb.book_key;
-create or replace view main.user_factors as
-    select l.kind, f.run_id, f.user_idx, ru.user_key, f.vector
-    from models.user_factors as f
-    inner join main.latest_runs as l on l.run_id = f.run_id
-    inner join models.run_users as ru on ru.run_id = f.run_id and ru.user_idx = f.user_idx;
-create or replace view main.book_bias as
-    select l.kind, f.run_id, f.book_idx, rb.book_key, b.title, b.authors, f.bias
-    from models.book_bias as f
-    inner join main.latest_runs as l on l.run_id = f.run_id
-    inner join models.run_books as rb on rb.run_id = f.run_id and rb.book_idx = f.book_idx
-    left join core.books as b on b.book_key = rb.book_key;
-create or replace view main.user_bias as
-    select l.kind, f.run_id, f.user_idx, ru.user_key, f.bias
-    from models.user_bias as f
-    inner join main.latest_runs as l on l.run_id = f.run_id
-    inner join models.run_users as ru on ru.run_id = f.run_id and ru.user_idx = f.user_idx;
-create or replace view main.book_neighbours as
-    select l.kind, n.run_id, n.book_idx, rb.book_key, b.title, n.rank, n.neighbour_idx,
-        nb.book_key as neighbour_key, b2.title as neighbour_title, b2.authors as neighbour_authors, n.score
-    from models.book_neighbours as n
-    inner join main.latest_runs as l on l.run_id = n.run_id
-    inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.book_idx
-    inner join models.run_books as nb on nb.run_id = n.run_id and nb.book_idx = n.neighbour_idx
-    left join core.books as b on b.book_key = rb.book_key
-    left join core.books as b2 on b2.book_key = nb.book_key;
-create or replace view main.model_metrics as
-    select r.kind, m.run_id, r.published, r.finished_at, m.split, m.metric, m.k, m.value, m.ci_low, m.ci_high
-    from models.metrics as m
-    inner join models.runs as r on r.run_id = m.run_id
-    where m.run_id in (select run_id from main.latest_runs);
-"""
 
 
 def memory_limit() -> str:
@@ -158,11 +45,30 @@ def connect(db_path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyC
             f"cannot open warehouse {db_path}: {str(exc).splitlines()[0]}"
         ) from exc
     if not read_only:
-        con.execute(DDL)
-        _create_empty_raw_tables(con)
-        if table_exists(con, "core", "books"):
-            con.execute(VIEWS)
+        create_tables(con)
+        create_views(con)
     return con
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The schemas, the fixed tables of ``sql/`` (catalog.TABLES) and every raw table, if missing."""
+    for schema in SCHEMAS:  # identifiers from our own allow-list
+        con.execute(f"create schema if not exists {schema}")
+    for name in TABLES:
+        con.execute(read_model(name).sql)
+    _create_empty_raw_tables(con)
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create each ``main`` view (catalog.VIEWS) whose upstream relations exist.
+
+    DuckDB binds a view when it is created, so the views over core.books wait for the first
+    transform, which calls this again.
+    """
+    for name in VIEWS:
+        model = read_model(name)
+        if all(table_exists(con, *relation.split(".")) for relation in model.upstream):
+            con.execute(f"create or replace view {model.relation} as {model.sql}")
 
 
 def _create_empty_raw_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from shelfwise.errors import ShelfwiseError
+from base.errors import ShelfwiseError
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from shelfwise.config import LoadConfig
-from shelfwise.errors import BadInputError, ShelfwiseError
+from base.config import LoadConfig
+from base.errors import BadInputError, ShelfwiseError
 from warehouse.db import scalar, transaction
 from warehouse.sources import DATASETS, RawFile
 

@@ -3,91 +3,19 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 
-from shelfwise.config import TransformConfig, to_json
-from shelfwise.errors import ShelfwiseError
-from warehouse.db import VIEWS, scalar, transaction
+from base.config import TransformConfig, to_json
+from base.errors import ShelfwiseError
+from warehouse.catalog import CHECKS, MODELS, Model, read_model
+from warehouse.db import create_views, scalar, table_exists, transaction
 
 log = logging.getLogger(__name__)
-
-
-def sql_dir() -> Path:
-    """The ``sql/`` folder: beside the package in a checkout, inside it in a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "sql", here / "_sql"):
-        if candidate.is_dir():
-            return candidate
-    raise ShelfwiseError("the sql/ models folder is missing from this installation")
-
-
-# The run order: one explicit list, checked against the files and their references by a test.
-MODELS: tuple[str, ...] = (
-    "staging/stg_goodbooks__ratings",
-    "staging/stg_goodbooks__books",
-    "staging/stg_goodbooks__book_tags",
-    "staging/stg_goodbooks__to_read",
-    "staging/stg_ucsd__interactions",
-    "staging/stg_ucsd__books",
-    "core/book_top_tags",
-    "core/books",
-    "core/ratings",
-    "core/user_activity",
-    "core/book_activity",
-    "matrix/filtered_ratings",
-    "matrix/kcore_step",
-    "matrix/users",
-    "matrix/books",
-    "matrix/ratings",
-    "matrix/to_read",
-)
-
-CHECKS: tuple[str, ...] = (
-    "checks/assert_core_books__unique_key",
-    "checks/assert_matrix_users__contiguous_idx",
-    "checks/assert_matrix_books__contiguous_idx",
-    "checks/assert_matrix_ratings__unique_grain",
-    "checks/assert_matrix_ratings__partitions_filtered",
-)
-
-PARAM = re.compile(r"\$([a-z_]+)")
-HEADER = re.compile(r"^--\s*materialized:\s*(view|table)(?:\s+([a-z_]+\.[a-z_]+))?\s*$", re.M)
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str  # e.g. "core/ratings"
-    sql: str
-
-    @property
-    def relation(self) -> str:
-        """Target relation: the path is schema/table unless the header names another target."""
-        match = HEADER.search(self.sql)
-        if match and match.group(2):
-            return match.group(2)
-        schema, table = self.name.split("/")
-        return f"{schema}.{table}"
-
-    @property
-    def materialized(self) -> str:
-        match = HEADER.search(self.sql)
-        return match.group(1) if match else "table"
-
-    @property
-    def parameters(self) -> list[str]:
-        return sorted(set(PARAM.findall(self.sql)))
-
-
-def read_model(name: str) -> Model:
-    path = sql_dir() / f"{name}.sql"
-    return Model(name, path.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -132,7 +60,7 @@ def run_transforms(
     """
     n_source = (
         scalar(con, "select count(*) from core.ratings where source = ?", [config.source])
-        if _has(con, "core", "ratings")
+        if table_exists(con, "core", "ratings")
         else None
     )
     params = _params(config)
@@ -180,7 +108,7 @@ def run_transforms(
                 + "): load data or lower the thresholds"
             )
         run_checks(con)
-        con.execute(VIEWS)
+        create_views(con)
         untitled = int(
             scalar(
                 con,
@@ -194,12 +122,6 @@ def run_transforms(
                 f"{untitled:,}",
             )
     return results
-
-
-def _has(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    from warehouse.db import table_exists
-
-    return table_exists(con, schema, table)
 
 
 def _iterate_kcore(

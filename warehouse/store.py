@@ -15,7 +15,8 @@ import scipy.sparse as sp
 
 from analytics.factors import FactorModel
 from analytics.metrics import Metric
-from shelfwise.errors import ShelfwiseError
+from base.errors import ShelfwiseError
+from base.registry import spec
 from warehouse.db import scalar, table_exists, transaction
 
 log = logging.getLogger(__name__)
@@ -318,13 +319,33 @@ def write_metrics(
 
 def latest_run(con: duckdb.DuckDBPyConnection, kind: str) -> dict | None:
     """The latest published run of a kind as a dict, or None."""
-    cur = con.execute(
-        "select * from models.runs where kind = ? and published order by run_id desc limit 1",
-        [kind],
-    )
+    cur = con.execute("select * from main.latest_runs where kind = ?", [kind])
     cols = [d[0] for d in cur.description]
     rows = cur.fetchall()
-    return dict(zip(cols, rows[0])) if rows else None
+    return dict(zip(cols, rows[0], strict=True)) if rows else None
+
+
+# Tables of per-row vectors, with their index column (allow-list for the SQL below).
+VECTOR_TABLES: dict[str, str] = {
+    "models.user_factors": "user_idx",
+    "models.book_factors": "book_idx",
+}
+
+
+def read_vectors(con: duckdb.DuckDBPyConnection, table: str, run_id: int) -> np.ndarray | None:
+    """A run's vectors from ``table`` as float32, shape (n, k), row i = index i; None if none.
+
+    Straight from Arrow: the list column's flat values reshaped, no Python loop over rows.
+    """
+    idx = VECTOR_TABLES[table]
+    rows = con.sql(
+        f"select vector from {table} where run_id = $run_id order by {idx}",
+        params={"run_id": run_id},
+    ).to_arrow_table()
+    if rows.num_rows == 0:
+        return None
+    flat = rows.column("vector").combine_chunks().flatten().to_numpy()
+    return flat.reshape(rows.num_rows, -1).astype(np.float32)
 
 
 def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
@@ -332,18 +353,6 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
     kind = scalar(con, "select kind from models.runs where run_id = ?", [run_id])
     if kind is None:
         raise ShelfwiseError(f"no run {run_id}")
-    n_users = int(scalar(con, "select count(*) from models.run_users where run_id = ?", [run_id]))
-    n_books = int(scalar(con, "select count(*) from models.run_books where run_id = ?", [run_id]))
-
-    def vectors(table: str, idx: str, n: int) -> np.ndarray | None:
-        rows = con.sql(
-            f"select {idx}, vector from {table} where run_id = $run_id order by {idx}",
-            params={"run_id": run_id},
-        ).to_arrow_table()
-        if rows.num_rows == 0:
-            return None
-        flat = rows.column("vector").combine_chunks().flatten().to_numpy()
-        return flat.reshape(n, -1).astype(np.float32)
 
     def biases(table: str, idx: str) -> np.ndarray | None:
         arr = con.execute(
@@ -360,8 +369,8 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
         global_mean=float(info.get("global_mean", params.get("global_mean", 0.0))),
         user_bias=biases("models.user_bias", "user_idx"),
         book_bias=biases("models.book_bias", "book_idx"),
-        user_factors=vectors("models.user_factors", "user_idx", n_users),
-        book_factors=vectors("models.book_factors", "book_idx", n_books),
-        predicts_ratings=kind not in ("als", "popularity"),
+        user_factors=read_vectors(con, "models.user_factors", run_id),
+        book_factors=read_vectors(con, "models.book_factors", run_id),
+        predicts_ratings=spec(kind).predicts_ratings,
         info=info,
     )

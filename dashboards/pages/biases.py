@@ -5,11 +5,12 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, dcc, html
 
+from base.errors import ShelfwiseError
+from base.registry import DEFAULT_MODEL
 from dashboards import figures, queries
 from dashboards.components import card, controls, describe_failure, graph, page, setup_page
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
-from shelfwise.errors import ShelfwiseError
 
 dash.register_page(__name__, path="/biases", name="Biases", title="Shelfwise · Biases", order=2)
 
@@ -32,7 +33,8 @@ def layout(**_query: str) -> html.Div:
         most = 0
     steps = [s for s in STEPS if s <= most] or [0]
     default = next((s for s in (100, 50, 25, 10) if s in steps and s * 4 <= most), steps[0])
-    kinds = [k for k in ("mf", "svd", "baseline") if k in status.bias_kinds]
+    # The default model first, then the others in registry order.
+    kinds = sorted(status.bias_kinds, key=lambda k: k != DEFAULT_MODEL)
     return page(
         "Biases",
         "A rating model learns how much better or worse than average each book is rated whoever reads it (its bias), "

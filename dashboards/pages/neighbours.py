@@ -22,6 +22,7 @@ from dashboards.components import (
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
+from shelfwise import serving
 
 dash.register_page(
     __name__, path="/neighbours", name="Neighbours", title="Shelfwise · Neighbours", order=3
@@ -178,7 +179,7 @@ def recommendations(favourites: list[int] | None, kind: str, _version):
             run_id = queries.latest_runs(con, (kind,)).get(kind)
             if run_id is None:
                 return notice(f"No published {KIND_LABELS.get(kind, kind)} run.", "warn")
-            found, recs = queries.favourite_recommendations(
+            found, recs = serving.recommend_for_keys(
                 con, run_id, [int(f) for f in favourites], settings.recommendations
             )
     except Exception as exc:

@@ -20,6 +20,7 @@ from dashboards.components import (
 )
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import current_settings
+from shelfwise import serving
 
 dash.register_page(__name__, path="/users", name="Users", title="Shelfwise · Users", order=4)
 
@@ -126,7 +127,7 @@ def show_user(user_key: int | None, kind: str, _version):
             rated, total = queries.user_ratings(con, run_id, user_key, RATED_SHOWN)
             in_model = queries.user_exists(con, run_id, user_key)
             recs = (
-                queries.user_recommendations(con, kind, user_key, settings.recommendations)
+                serving.explain_for_user(con, kind, user_key, settings.recommendations)
                 if in_model
                 else []
             )

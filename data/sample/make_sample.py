@@ -29,7 +29,8 @@ def _gzip(src: Path, dst: Path) -> None:
 def build(source: Path, out: Path) -> dict[str, dict[str, int]]:
     """Write ``out/goodbooks`` and ``out/ucsd``; returns the generators' row counts."""
     sys.path.insert(0, str(REPO))
-    from warehouse.generate import generate_goodbooks, generate_ucsd
+    from synth.goodbooks import generate_goodbooks
+    from synth.ucsd import generate_ucsd
 
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:

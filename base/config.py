@@ -44,6 +44,32 @@ class TransformConfig:
             raise ValueError("min_user_ratings and min_book_ratings must be >= 1")
 
 
+@dataclass(frozen=True)
+class PublishConfig:
+    """What a fit derives and keeps besides the model: neighbours, maps, retention."""
+
+    neighbours: int = 50
+    tsne: bool = True
+    keep_runs: int = 3
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How ``tune`` searches: the validation carve of the train split and the passes."""
+
+    validation_fraction: float = 0.15
+    seed: int = 0
+    passes: int = 2
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How ``evaluate`` scores: the top-N cut-off and the bootstrap resamples of users."""
+
+    k: int = 10
+    n_boot: int = 200
+
+
 def to_json(config: object) -> str:
     """Serialise a config dataclass as the params JSON stored with each run."""
 

@@ -11,3 +11,7 @@ class BadInputError(ShelfwiseError):
 
 class InvalidArgument(ShelfwiseError, ValueError):
     """An argument no run could use (a hyper-parameter, a generator size); the message names it."""
+
+
+class ParamError(InvalidArgument):
+    """A hyper-parameter value a model cannot use; the message names the parameter."""

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import duckdb
 
-from shelfwise.config import LoadConfig, TransformConfig, to_json
-from shelfwise.params import KINDS, PublishConfig, as_dict
-from shelfwise.pipeline import Progress, evaluate, fit_and_publish
-from shelfwise.tuning import params_for
+from base.config import LoadConfig, PublishConfig, TransformConfig, to_json
+from base.errors import ShelfwiseError
+from base.params import as_dict
+from base.registry import kinds as registry_kinds
+from shelfwise.pipeline.evaluate import evaluate
+from shelfwise.pipeline.fit import Progress, fit_and_publish
+from shelfwise.pipeline.tune import params_for
 from warehouse import store
 from warehouse.db import table_exists
 from warehouse.load import load_dataset
@@ -56,8 +59,8 @@ def refresh(
     source: str = "goodbooks",
     data_dir: Path | None = None,
     transform: TransformConfig | None = None,
-    kinds: tuple[str, ...] = KINDS,
-    publish: PublishConfig = PublishConfig(),
+    kinds: tuple[str, ...] | None = None,
+    publish: PublishConfig | None = None,
     force: bool = False,
     step: Progress = lambda message: None,
 ) -> RefreshReport:
@@ -65,8 +68,11 @@ def refresh(
 
     A step runs when its inputs differ from what produced the current state: raw files by sha256,
     the matrix by the transform parameters and a load since, each model by the matrix fingerprint
-    and its parameters. ``force`` refits every model.
+    and its parameters. ``force`` refits every model. ``kinds`` defaults to the registry's
+    default kinds.
     """
+    kinds = registry_kinds(default=True) if kinds is None else kinds
+    publish = publish or PublishConfig()
     report = RefreshReport()
     data_dir = data_dir or last_data_dir(con, source)
     if data_dir is not None:
@@ -74,8 +80,6 @@ def refresh(
         files = load_dataset(con, LoadConfig(source=source, directory=data_dir))  # type: ignore[arg-type]
         report.loaded = [f.file for f in files if not f.skipped]
     else:
-        from shelfwise.errors import ShelfwiseError
-
         # Also when another source's matrix exists: refreshing it instead would answer the wrong question.
         raise ShelfwiseError(f"no {source} files loaded yet: give --data DIR (a {source} folder)")
 

@@ -7,12 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from analytics.als import WEIGHTINGS
-from shelfwise.errors import InvalidArgument
+from base.errors import ParamError
 
-
-class ParamError(InvalidArgument):
-    """A hyper-parameter value a model cannot use; the message names the parameter."""
+# How ALS turns a rating into confidence (analytics.als.confidence_matrix implements each).
+WEIGHTINGS: tuple[str, ...] = ("rating", "binary", "bm25")
 
 
 def _check(
@@ -84,13 +82,21 @@ def parse_value(name: str, raw: str, default: Any) -> Any:
     return raw
 
 
-KINDS: tuple[str, ...] = ("baseline", "svd", "als", "mf")
-RATING_KINDS: tuple[str, ...] = ("baseline", "svd", "mf")
-FACTOR_KINDS: tuple[str, ...] = ("svd", "als", "mf")
+@dataclass(frozen=True)
+class Params:
+    """What every kind's params share: a check against the matrix a fit will see."""
+
+    def check_fits(self, shape: tuple[int, int]) -> None:
+        """Refuse values that cannot fit a matrix of ``shape`` (before any run is recorded)."""
 
 
 @dataclass(frozen=True)
-class BaselineParams:
+class NoParams(Params):
+    """Kinds without hyper-parameters (the popularity and global-mean yardsticks)."""
+
+
+@dataclass(frozen=True)
+class BaselineParams(Params):
     reg_user: float = 5.0
     reg_book: float = 5.0
     iterations: int = 10
@@ -100,7 +106,7 @@ class BaselineParams:
 
 
 @dataclass(frozen=True)
-class SvdParams:
+class SvdParams(Params):
     k: int = 18
     remove_biases: bool = True
     reg_user: float = 5.0
@@ -115,9 +121,15 @@ class SvdParams:
             choices={"remove_biases": (True, False)},
         )
 
+    def check_fits(self, shape: tuple[int, int]) -> None:
+        if self.k >= min(shape):
+            raise ParamError(
+                f"svd k={self.k}: must be below the matrix's smaller side, {min(shape):,}"
+            )
+
 
 @dataclass(frozen=True)
-class AlsParams:
+class AlsParams(Params):
     factors: int = 64
     # bm25 confidence (mean 1) needs a firm ridge, and where it sits depends on the data: on
     # validation carves NDCG@10 peaked near reg 25 on the bundled sample (2.8x popularity; it falls
@@ -145,7 +157,7 @@ class AlsParams:
 
 
 @dataclass(frozen=True)
-class MfParams:
+class MfParams(Params):
     factors: int = 32
     reg: float = 0.2
     reg_bias: float = 5.0
@@ -164,33 +176,6 @@ class MfParams:
         )
 
 
-PARAMS: dict[str, type] = {
-    "baseline": BaselineParams,
-    "svd": SvdParams,
-    "als": AlsParams,
-    "mf": MfParams,
-}
-
-
-@dataclass(frozen=True)
-class PublishConfig:
-    neighbours: int = 50
-    tsne: bool = True
-    keep_runs: int = 3
-
-
-def make_params(kind: str, overrides: dict[str, Any] | None = None) -> Any:
-    """Defaults of ``kind`` with ``overrides`` applied (unknown names are an error, not ignored)."""
-    cls = PARAMS[kind]
-    names = {f.name for f in dataclasses.fields(cls)}
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = set(overrides) - names
-    if unknown:
-        raise ParamError(
-            f"{kind} has no parameter(s) {', '.join(sorted(unknown))}; it has {', '.join(sorted(names))}"
-        )
-    return cls(**overrides)
-
-
 def as_dict(params: Any) -> dict[str, Any]:
+    """A params dataclass as the plain dict stored in a run's params JSON."""
     return dataclasses.asdict(params)

@@ -1,0 +1,5 @@
+"""``python -m shelfwise.cli``: the same as the ``shelfwise`` command."""
+
+from shelfwise.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""Questions answered from the published models: similar books and recommendations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from base.errors import ShelfwiseError
+from base.registry import DEFAULT_MODEL, fittable, kinds
+from shelfwise.cli.options import DB_OPTION
+from shelfwise.cli.output import print_books
+
+
+@click.command()
+@click.argument("title")
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(kinds(book_vectors=True)),
+    default=DEFAULT_MODEL,
+    help="Whose book vectors to compare.",
+)
+@click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
+@DB_OPTION
+def similar(title: str, kind: str, n: int, db_path: Path) -> None:
+    """Books nearest a title by cosine similarity of the model's book factors."""
+    import shelfwise
+
+    wh = shelfwise.open(db_path)
+    book = wh.book(title, model=kind).row(0, named=True)
+    books = wh.similar(title, model=kind, n=n)
+    print_books(f"nearest to {book['title']} ({book['authors']}) under {kind}", books, "cosine")
+
+
+@click.command()
+@click.option(
+    "--user",
+    "user_key",
+    type=int,
+    default=None,
+    help="User id as in the source (goodbooks user_id).",
+)
+@click.option(
+    "--books",
+    "titles",
+    multiple=True,
+    help="Favourite titles: recommend near their centroid. Repeat or list several after one flag.",
+)
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(fittable()),
+    default=DEFAULT_MODEL,
+    help="Which model.",
+)
+@click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
+@click.argument("more_titles", nargs=-1)
+@DB_OPTION
+def recommend(
+    user_key: int | None,
+    titles: tuple[str, ...],
+    kind: str,
+    n: int,
+    more_titles: tuple[str, ...],
+    db_path: Path,
+) -> None:
+    """Recommend for a user (never a book they rated) or for a few favourite books (never those)."""
+    import shelfwise
+
+    titles = titles + more_titles
+    if (user_key is None) == (not titles):
+        raise ShelfwiseError("give either --user ID or --books TITLE [TITLE ...]")
+    wh = shelfwise.open(db_path)
+    if user_key is not None:
+        books = wh.recommend(user=user_key, model=kind, n=n)
+        print_books(f"top {n} for user {user_key} under {kind}", books, "score")
+    else:
+        books = wh.recommend(books=list(titles), model=kind, n=n)
+        favourites = [wh.book(t, model=kind)["title"][0] or "" for t in titles]
+        print_books(
+            "near the centroid of " + "; ".join(favourites),
+            books,
+            "cosine",
+            ("because", "closest favourite"),
+        )

@@ -1,0 +1,130 @@
+"""The weekly digest command: build, print or write, send and remember."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from base.errors import ShelfwiseError
+from base.registry import DEFAULT_MODEL, kinds
+from shelfwise.cli.options import DB_OPTION
+from shelfwise.cli.output import console, err_console
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option(
+    "--favorites",
+    "--favourites",
+    "favourites_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="JSON list of titles, or one title per line.",
+)
+@click.option(
+    "--pick",
+    type=click.IntRange(min=1),
+    default=3,
+    help="Favourites drawn at random for this digest.",
+)
+@click.option("--n", type=click.IntRange(1, 100), default=8, help="Books to recommend.")
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(kinds(book_vectors=True)),
+    default=DEFAULT_MODEL,
+    help="Whose book factors to use.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the pick [default: ISO year*100 + ISO week, so one week is reproducible].",
+)
+@click.option(
+    "--history-weeks",
+    type=click.IntRange(min=0),
+    default=8,
+    help="Never repeat a book sent in this many past weeks.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also write digest.txt, digest.html and digest.eml here.",
+)
+@click.option(
+    "--send",
+    is_flag=True,
+    help="Mail it via SMTP (SHELFWISE_SMTP_* and SHELFWISE_MAIL_* variables) and record it.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Build and print only: never send or record, even with --send."
+)
+@DB_OPTION
+def digest(
+    favourites_file: Path,
+    pick: int,
+    n: int,
+    kind: str,
+    seed: int | None,
+    history_weeks: int,
+    out_dir: Path | None,
+    send: bool,
+    dry_run: bool,
+    db_path: Path,
+) -> None:
+    """Weekly digest: books nearest the centroid of a few random favourites, never repeated."""
+    import datetime as dt
+
+    import numpy as np
+
+    from shelfwise import digest as mail
+    from warehouse.db import open_for_reading, writer
+
+    titles = mail.read_favourites(favourites_file)
+    deliver = send and not dry_run
+    # Bad settings fail before any work.
+    settings = mail.SmtpSettings.from_env() if deliver else None
+    seed = mail.week_seed(dt.date.today()) if seed is None else seed
+    rng = np.random.default_rng(seed)
+    opened = writer(db_path, create=False) if deliver else open_for_reading(db_path)
+    with opened as con:
+        built = mail.build_digest(
+            con, titles, pick=pick, n=n, kind=kind, rng=rng, history_weeks=history_weeks
+        )
+        for skipped in built.unresolved:
+            err_console.print(
+                f"warning: skipped favourite: {skipped}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        message = mail.render(
+            built,
+            sender=settings.mail_from if settings else None,
+            recipients=settings.mail_to if settings else (),
+        )
+        if out_dir is not None:
+            for path in mail.write_message(message, out_dir):
+                log.info("wrote %s", path)
+        if not deliver:
+            console.print(
+                mail.render_text(built), markup=False, highlight=False, soft_wrap=True, end=""
+            )
+            console.print(f"[dim]seed {seed}; not sent{' (--dry-run)' if send else ''}[/dim]")
+            return
+        result = mail.send(message, settings)
+        digest_id = mail.record(con, built, result.accepted, message_id=result.message_id)
+    console.print(
+        f"sent digest {digest_id} ({len(built.recommendations)} books, seed {seed}) "
+        f"to {', '.join(result.accepted)}"
+    )
+    if result.refused:
+        raise ShelfwiseError(
+            f"the server refused {', '.join(result.refused)}; the others got digest {digest_id}"
+        )

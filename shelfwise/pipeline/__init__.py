@@ -1,0 +1,1 @@
+"""The jobs that write the warehouse's model tables: fit and publish, evaluate, tune, refresh."""

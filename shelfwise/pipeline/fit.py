@@ -1,0 +1,111 @@
+"""Fit a kind on the train split and publish it with its neighbours and maps, all or nothing."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import numpy as np
+import scipy.sparse as sp
+
+from analytics.factors import FactorModel
+from analytics.neighbours import top_k_cosine
+from analytics.projections import pca_2d, tsne_2d
+from base.config import PublishConfig
+from base.params import as_dict
+from base.registry import spec
+from warehouse import store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def fit_function(kind: str) -> Callable[..., FactorModel]:
+    """The pure fitting function the registry names for ``kind`` (looked up at call time)."""
+    module, _, name = spec(kind).fit.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def fit_model(
+    kind: str,
+    train: sp.csr_matrix,
+    params: Any,
+    *,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> FactorModel:
+    """Fit ``kind`` on ``train`` with its typed params (the registry's function, nothing else)."""
+    params.check_fits(train.shape)
+    if np.any(train.data == 0):
+        # Stored zeros are missing ratings, not ratings of 0, for every kind.
+        train = sp.csr_matrix(train, copy=True)
+        train.eliminate_zeros()
+    fit = fit_function(kind)
+    if on_iteration is not None and "on_iteration" in inspect.signature(fit).parameters:
+        return fit(train, params, on_iteration=on_iteration)
+    return fit(train, params)
+
+
+def fit_and_publish(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    params: Any,
+    publish: PublishConfig,
+    *,
+    data: store.RatingData | None = None,
+    step: Progress = lambda message: None,
+    fail_before_commit: bool = False,
+) -> int:
+    """Fit ``kind`` on the train split, derive neighbours and 2-D maps, publish atomically.
+
+    A fit that raises marks its run 'failed' and leaves the published run of that kind untouched.
+    """
+    data = data or store.read_ratings(con)
+    params.check_fits(data.shape)  # before the run is recorded: nothing was tried
+    run_id = store.start_run(
+        con, kind, data.source, {"kind": kind, **as_dict(params)}, data.fingerprint
+    )
+    start = time.perf_counter()
+    try:
+        step(
+            f"{kind}: fitting on {data.train.nnz:,} ratings ({data.shape[0]:,} x {data.shape[1]:,})"
+        )
+        model = fit_model(
+            kind,
+            data.train,
+            params,
+            on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"),
+        )
+        neighbours = projections = None
+        if model.book_factors is not None:
+            step(f"{kind}: top-{publish.neighbours} cosine neighbours")
+            want_tsne = publish.tsne and model.book_factors.shape[0] > 10
+            # One neighbour search serves the table and the t-SNE affinities (3 x perplexity 30).
+            knn = top_k_cosine(
+                model.book_factors, k=max(publish.neighbours, 90 if want_tsne else 0)
+            )
+            neighbours = (knn[0][:, : publish.neighbours], knn[1][:, : publish.neighbours])
+            projections = {"pca": pca_2d(model.book_factors)}
+            if want_tsne:
+                step(f"{kind}: t-SNE map of {model.book_factors.shape[0]:,} books")
+                projections["tsne"] = tsne_2d(model.book_factors, random_state=42, knn=knn)
+        step(f"{kind}: publishing run {run_id}")
+        store.publish_run(
+            con,
+            run_id,
+            model,
+            neighbours=neighbours,
+            projections=projections,
+            keep_runs=publish.keep_runs,
+            seconds=time.perf_counter() - start,
+            fail_before_commit=fail_before_commit,
+        )
+    except BaseException as exc:
+        store.fail_run(con, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return run_id

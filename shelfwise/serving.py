@@ -1,0 +1,474 @@
+"""Serving: similar books, recommendations and their reasons, read from published runs.
+
+The one home of every read the product answers questions with. Functions here take an open
+connection (the dashboard reads several answers from one snapshot); :class:`Warehouse` wraps them
+as the public Python API, each call opening the latest read snapshot and returning a polars frame:
+
+>>> import shelfwise
+>>> wh = shelfwise.open("var/shelfwise.duckdb")
+>>> wh.similar("Kafka on the Shore", model="als")
+
+The CLI, the dashboard and the digest call this module like any user would.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from analytics.metrics import top_n
+from analytics.neighbours import (
+    closest_favourite,
+    normalise_rows,
+    rank_by_similarity,
+)
+from base.config import default_db_path
+from base.errors import ShelfwiseError
+from base.registry import DEFAULT_MODEL, kinds, spec
+from warehouse import store
+from warehouse.db import open_for_reading, require_warehouse, run_user_query
+
+# ----------------------------------------------------------------------------- books and runs
+
+
+@dataclass(frozen=True)
+class Book:
+    book_idx: int
+    book_key: int
+    title: str | None
+    authors: str | None
+    score: float | None = None
+    image_url: str | None = None
+    goodreads_book_id: int | None = None
+
+
+class TitleNotFound(ShelfwiseError):
+    """No single book matches a title; ``candidates`` holds the nearest titles."""
+
+    def __init__(self, query: str, candidates: list[str], ambiguous: bool) -> None:
+        self.query = query
+        self.candidates = candidates
+        self.ambiguous = ambiguous
+        what = "matches several books" if ambiguous else "matches no book in the model"
+        hint = f"; did you mean: {'; '.join(candidates)}" if candidates else ""
+        super().__init__(f"title {query!r} {what}{hint}")
+
+
+def run_for(con: duckdb.DuckDBPyConnection, kind: str) -> int:
+    """The latest published run of ``kind`` (main.latest_runs), or a one-line error."""
+    spec(kind)  # an unknown kind is its own error
+    run = store.latest_run(con, kind)
+    if run is None:
+        raise ShelfwiseError(f"no published {kind} model: run `shelfwise fit {kind}` first")
+    return int(run["run_id"])
+
+
+BOOK_COLUMNS = "rb.book_idx, rb.book_key, b.title, b.authors, b.image_url, b.goodreads_book_id"
+
+
+def resolve_title(con: duckdb.DuckDBPyConnection, run_id: int, query: str) -> Book:
+    """The one book of the run whose title matches ``query`` case-insensitively.
+
+    Tries, in order: the full title, the title without its series suffix "(Series, #n)", then a
+    substring. A tie among the most-rated is ambiguous; no match lists the nearest titles.
+    """
+    q = query.strip().lower()
+    if not q:
+        raise ShelfwiseError("empty title")
+    for condition in (
+        "lower(b.title) = $q",
+        "lower(trim(regexp_replace(b.title, '\\s*\\([^)]*#[^)]*\\)\\s*$', ''))) = $q",
+        "contains(lower(b.title), $q)",
+    ):
+        rows = con.execute(
+            f"""select {BOOK_COLUMNS}, b.ratings_count from models.run_books as rb
+                inner join core.books as b on b.book_key = rb.book_key
+                where rb.run_id = $run_id and {condition}
+                order by b.ratings_count desc nulls last, rb.book_idx limit 10""",
+            {"run_id": run_id, "q": q},
+        ).fetchall()
+        if len(rows) == 1 or (rows and condition.startswith("lower(b.title) =")):
+            # Several books share an exact title: the most-rated is the one people mean,
+            # unless two are equally rated.
+            if len(rows) > 1 and rows[0][-1] == rows[1][-1]:
+                raise TitleNotFound(query, [_label(r) for r in rows], ambiguous=True)
+            return Book(
+                *rows[0][:2],
+                rows[0][2],
+                rows[0][3],
+                image_url=rows[0][4],
+                goodreads_book_id=rows[0][5],
+            )
+        if len(rows) > 1:
+            raise TitleNotFound(query, [_label(r) for r in rows], ambiguous=True)
+    near = con.execute(
+        """select b.title, b.authors from models.run_books as rb
+           inner join core.books as b on b.book_key = rb.book_key
+           where rb.run_id = $run_id and b.title is not null
+           order by jaro_winkler_similarity(lower(b.title), $q) desc, b.ratings_count desc nulls last
+           limit 5""",
+        {"run_id": run_id, "q": q},
+    ).fetchall()
+    raise TitleNotFound(query, [f"{t} ({a})" for t, a in near], ambiguous=False)
+
+
+def _label(row: tuple) -> str:
+    return f"{row[2]} ({row[3]})"
+
+
+def books_by_idx(
+    con: duckdb.DuckDBPyConnection, run_id: int, idx: np.ndarray, scores: np.ndarray | None = None
+) -> list[Book]:
+    """Book rows for indices of a run, in the given order."""
+    if len(idx) == 0:
+        return []
+    rows = con.execute(
+        f"""select {BOOK_COLUMNS} from models.run_books as rb
+            left join core.books as b on b.book_key = rb.book_key
+            where rb.run_id = ? and list_contains(?, rb.book_idx)""",
+        [run_id, [int(i) for i in idx]],
+    ).fetchall()
+    by_idx = {r[0]: r for r in rows}
+    out = []
+    for pos, i in enumerate(idx):
+        r = by_idx[int(i)]
+        out.append(
+            Book(r[0], r[1], r[2], r[3], None if scores is None else float(scores[pos]), r[4], r[5])
+        )
+    return out
+
+
+def book_indices(
+    con: duckdb.DuckDBPyConnection, run_id: int, book_keys: Sequence[int]
+) -> dict[int, int]:
+    """book_key -> book_idx in the run, for the keys the run has."""
+    if not book_keys:
+        return {}
+    found = con.execute(
+        "select book_key, book_idx from models.run_books where run_id = $run "
+        "and list_contains($keys, book_key)",
+        {"run": run_id, "keys": [int(k) for k in book_keys]},
+    ).fetchall()
+    return {int(k): int(i) for k, i in found}
+
+
+def book_vectors(con: duckdb.DuckDBPyConnection, run_id: int) -> np.ndarray:
+    """The run's book factors, float32 shape (n_books, k), row i = book_idx i."""
+    vectors = store.read_vectors(con, "models.book_factors", run_id)
+    if vectors is None:
+        raise ShelfwiseError(f"run {run_id} has no book factors")
+    return vectors
+
+
+def _vector_run(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[int, np.ndarray]:
+    if not spec(kind).book_vectors:
+        raise ShelfwiseError(
+            f"{kind} has no book vectors; use one of {', '.join(kinds(book_vectors=True))}"
+        )
+    run_id = run_for(con, kind)
+    return run_id, book_vectors(con, run_id)
+
+
+# ----------------------------------------------------------------------------- similar books
+
+
+def similar(
+    con: duckdb.DuckDBPyConnection, title: str, *, kind: str = DEFAULT_MODEL, n: int = 10
+) -> tuple[Book, list[Book]]:
+    """The book matching ``title`` and its ``n`` nearest books by cosine under ``kind``."""
+    run_id, vectors = _vector_run(con, kind)
+    book = resolve_title(con, run_id, title)
+    idx, scores = rank_by_similarity(
+        vectors[book.book_idx], vectors, n=n, exclude=np.array([book.book_idx])
+    )
+    return book, books_by_idx(con, run_id, idx, scores)
+
+
+# ----------------------------------------------------------------------------- recommendations
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended book and the books that explain it, most similar first.
+
+    ``because`` holds (title, the reader's rating or None for a favourite without one).
+    """
+
+    book: Book
+    because: tuple[tuple[str, float | None], ...]
+
+
+def centroid(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    vectors: np.ndarray,
+    favourites: np.ndarray,
+    *,
+    n: int,
+    exclude_keys: Sequence[int] = (),
+) -> tuple[list[Book], list[int]]:
+    """Books nearest the centroid of the favourites' unit vectors (the UCSD tutorial's recipe).
+
+    Never a favourite nor a book of ``exclude_keys``. Returns the books, best first, and for each
+    the position in ``favourites`` of its most cosine-similar favourite.
+    """
+    banned = np.asarray(favourites, dtype=np.int64)
+    if exclude_keys:
+        extra = list(book_indices(con, run_id, exclude_keys).values())
+        banned = np.concatenate([banned, np.array(extra, dtype=np.int64)])
+    query = normalise_rows(vectors[np.asarray(favourites, dtype=np.int64)]).mean(axis=0)
+    idx, scores = rank_by_similarity(query, vectors, n=n, exclude=banned)
+    closest = closest_favourite(vectors, idx, favourites) if len(idx) else np.array([], dtype=int)
+    return books_by_idx(con, run_id, idx, scores), [int(c) for c in closest]
+
+
+def recommend_for_books(
+    con: duckdb.DuckDBPyConnection,
+    titles: list[str],
+    *,
+    kind: str = DEFAULT_MODEL,
+    n: int = 10,
+    exclude: Sequence[int] = (),
+) -> tuple[list[Book], list[Book], list[int]]:
+    """Centroid recommendations for favourite titles (never the favourites, nor ``exclude`` keys).
+
+    Returns (favourites, recommendations, index into favourites of each recommendation's closest).
+    """
+    run_id, vectors = _vector_run(con, kind)
+    favourites = [resolve_title(con, run_id, t) for t in titles]
+    fav_idx = np.array([b.book_idx for b in favourites], dtype=np.int64)
+    books, closest = centroid(con, run_id, vectors, fav_idx, n=n, exclude_keys=exclude)
+    return favourites, books, closest
+
+
+def recommend_for_keys(
+    con: duckdb.DuckDBPyConnection, run_id: int, book_keys: Sequence[int], n: int
+) -> tuple[list[Book], list[Recommendation]]:
+    """Centroid recommendations for favourites given by key (two books sharing a title are never
+    confused); keys the run lacks are left out. Returns (favourites found in the run,
+    recommendations each explained by its closest favourite)."""
+    idx_of = book_indices(con, run_id, book_keys)
+    keys = [k for k in book_keys if k in idx_of]
+    if not keys:
+        return [], []
+    fav_idx = np.array([idx_of[k] for k in keys], dtype=np.int64)
+    favourites = books_by_idx(con, run_id, fav_idx)
+    books, closest = centroid(con, run_id, book_vectors(con, run_id), fav_idx, n=n)
+    return favourites, [
+        Recommendation(b, ((favourites[c].title or "", None),))
+        for b, c in zip(books, closest, strict=True)
+    ]
+
+
+def _user_idx(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, kind: str) -> int:
+    row = con.execute(
+        "select user_idx from models.run_users where run_id = ? and user_key = ?",
+        [run_id, user_key],
+    ).fetchall()
+    if not row:
+        raise ShelfwiseError(
+            f"user {user_key} is not in the {kind} model (filtered out or unknown)"
+        )
+    return int(row[0][0])
+
+
+def _rated(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> list[tuple]:
+    """(book_idx, title, rating) of every book the user rated in the run's source (train or test)."""
+    return con.execute(
+        """select rb.book_idx, b.title, r.rating
+           from core.ratings as r
+           inner join models.run_books as rb on rb.run_id = $run and rb.book_key = r.book_key
+           left join core.books as b on b.book_key = r.book_key
+           where r.user_key = $user and r.rating is not null
+               and r.source = (select source from models.runs where run_id = $run)""",
+        {"run": run_id, "user": int(user_key)},
+    ).fetchall()
+
+
+def recommend_for_user(
+    con: duckdb.DuckDBPyConnection, user_key: int, *, kind: str = DEFAULT_MODEL, n: int = 10
+) -> list[Book]:
+    """Top-``n`` books for a user under ``kind``, never one the user has rated (train or test)."""
+    run_id = run_for(con, kind)
+    user_idx = _user_idx(con, run_id, user_key, kind)
+    model = store.read_model(con, run_id)
+    rated_idx = np.array([r[0] for r in _rated(con, run_id, user_key)], dtype=np.int64)
+    n_books = len(model.book_bias) if model.book_bias is not None else model.book_factors.shape[0]
+    exclude = sp.csr_matrix(
+        (np.ones(len(rated_idx)), (np.zeros(len(rated_idx), dtype=np.int64), rated_idx)),
+        shape=(1, n_books),
+    )
+    scores = model.scores(np.array([user_idx]))
+    top = top_n(scores, exclude, np.array([0]), n)[0]
+    top = top[np.isfinite(scores[0, top])]
+    return books_by_idx(con, run_id, top, scores[0, top])
+
+
+def explain_for_user(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    user_key: int,
+    n: int,
+    *,
+    support: int = 3,
+) -> list[Recommendation]:
+    """The user's top-``n`` books under ``kind`` (:func:`recommend_for_user`), each with the
+    ``support`` rated books whose vectors are most cosine-similar to it.
+
+    The reasons come from the books the user liked (rated 4 or 5) when there are enough of them:
+    a disliked book near a recommendation explains it badly. Kinds without book vectors give no
+    reasons.
+    """
+    books = recommend_for_user(con, user_key, kind=kind, n=n)
+    run_id = run_for(con, kind)
+    rated = _rated(con, run_id, user_key)
+    liked = [r for r in rated if r[2] >= 4]
+    if len(liked) >= support:
+        rated = liked
+    if not books or not rated or not spec(kind).book_vectors:
+        return [Recommendation(b, ()) for b in books]
+    unit = normalise_rows(book_vectors(con, run_id))
+    rated_idx = np.array([r[0] for r in rated], dtype=np.int64)
+    sims = unit[np.array([b.book_idx for b in books])] @ unit[rated_idx].T  # (n_recs, n_rated)
+    out = []
+    for b, row in zip(books, sims, strict=True):
+        best = np.argsort(-row, kind="stable")[:support]
+        out.append(Recommendation(b, tuple((rated[i][1] or "", float(rated[i][2])) for i in best)))
+    return out
+
+
+# ----------------------------------------------------------------------------- the public API
+
+
+def _frame(books: Sequence[Book], because: Sequence[Sequence[str]] | None = None) -> pl.DataFrame:
+    data = {
+        "rank": list(range(1, len(books) + 1)),
+        "book_key": [b.book_key for b in books],
+        "title": [b.title for b in books],
+        "authors": [b.authors for b in books],
+        "score": [b.score for b in books],
+    }
+    schema = {
+        "rank": pl.Int64,
+        "book_key": pl.Int64,
+        "title": pl.String,
+        "authors": pl.String,
+        "score": pl.Float64,
+    }
+    if because is not None:
+        data["because"] = [list(b) for b in because]
+        schema["because"] = pl.List(pl.String)
+    return pl.DataFrame(data, schema=schema)
+
+
+class Warehouse:
+    """A Shelfwise warehouse, read-only: the public Python API.
+
+    Every call opens the latest published read snapshot (``<db>.read``), answers, and closes it,
+    so it is safe beside a running ``shelfwise refresh`` and always sees the newest published
+    models. Answers are polars DataFrames (``.to_pandas()`` for pandas).
+
+    Parameters
+    ----------
+    db_path : path, optional
+        The warehouse file; default ``SHELFWISE_DB`` or ``var/shelfwise.duckdb``.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str] | None = None) -> None:
+        self.db_path = require_warehouse(Path(db_path) if db_path else default_db_path())
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.db_path)!r})"
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived read-only connection to the latest snapshot (closed after the block)."""
+        con = open_for_reading(self.db_path)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def models(self) -> pl.DataFrame:
+        """The latest published run of each kind: kind, run_id, finished_at, seconds, params."""
+        with self.connection() as con:
+            return con.sql(
+                "select kind, run_id, finished_at, seconds, params from main.latest_runs "
+                "order by kind"
+            ).pl()
+
+    def book(self, title: str, *, model: str = DEFAULT_MODEL) -> pl.DataFrame:
+        """The one book of ``model``'s latest run that ``title`` names (as ``similar`` resolves it).
+
+        Raises TitleNotFound (with the nearest titles) when none or several match.
+        """
+        with self.connection() as con:
+            return _frame([resolve_title(con, run_for(con, model), title)]).drop("rank", "score")
+
+    def similar(self, title: str, *, model: str = DEFAULT_MODEL, n: int = 10) -> pl.DataFrame:
+        """The ``n`` books nearest ``title`` by cosine of ``model``'s book vectors.
+
+        Columns: rank, book_key, title, authors, score (cosine).
+        """
+        with self.connection() as con:
+            return _frame(similar(con, title, kind=model, n=n)[1])
+
+    def recommend(
+        self,
+        *,
+        user: int | None = None,
+        books: Sequence[str] | None = None,
+        model: str = DEFAULT_MODEL,
+        n: int = 10,
+    ) -> pl.DataFrame:
+        """Top-``n`` books for a reader in the data (``user``, the source's user id) or near a few
+        favourite titles (``books``), never one they rated or listed.
+
+        Columns: rank, book_key, title, authors, score, because (for a user: the liked books most
+        like it; for favourites: the closest favourite).
+        """
+        if (user is None) == (not books):
+            raise ShelfwiseError("give either user=ID or books=[TITLE, ...]")
+        with self.connection() as con:
+            if user is not None:
+                recs = explain_for_user(con, model, int(user), n)
+                return _frame(
+                    [r.book for r in recs], [[title for title, _ in r.because] for r in recs]
+                )
+            favourites, found, closest = recommend_for_books(
+                con, list(books or ()), kind=model, n=n
+            )
+            return _frame(found, [[favourites[c].title or ""] for c in closest])
+
+    def metrics(self, *, split: str = "test") -> pl.DataFrame:
+        """Held-out metrics of the latest run of each kind, with 95% bootstrap intervals.
+
+        Columns: kind, run_id, metric, k, value, ci_low, ci_high.
+        """
+        with self.connection() as con:
+            return con.sql(
+                """select kind, run_id, metric, k, value, ci_low, ci_high from main.model_metrics
+                   where split = $split order by kind, metric, k""",
+                params={"split": split},
+            ).pl()
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """Any read-only query over the warehouse (see docs/warehouse.md for its tables)."""
+        with self.connection() as con:
+            cursor = run_user_query(con, query)
+            if cursor.description is None:
+                return pl.DataFrame()
+            return cursor.pl()
+
+
+def open(db_path: str | os.PathLike[str] | None = None) -> Warehouse:
+    """Open a warehouse for reading: ``shelfwise.open("var/shelfwise.duckdb")``."""
+    return Warehouse(db_path)
