@@ -6,7 +6,7 @@ DB ?= var/demo.duckdb
 SAMPLE := data/sample/goodbooks
 export SHELFWISE_DB := $(DB)
 
-.PHONY: demo test test-fast screenshots install browser-deps bench clean
+.PHONY: demo test test-fast lint screenshots install browser-deps bench clean
 
 $(BIN)/shelfwise: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ demo: install
 	$(BIN)/shelfwise similar "The Da Vinci Code" --model als --n 5
 	$(BIN)/shelfwise dashboard
 
-test: install browser-deps
+# Lint first: a style or layering slip fails in seconds, before the suite's minutes.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: install browser-deps lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install

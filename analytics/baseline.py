@@ -1,4 +1,5 @@
-"""Damped user and book biases around the global mean (the baseline every rating model must beat)."""
+"""Damped user and book biases around the global mean (the baseline every rating model must
+beat)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,10 @@ import numpy as np
 class FactorModel:
     """A fitted model over ``n_users`` x ``n_books``.
 
-    Predicted rating: ``global_mean + user_bias[u] + book_bias[i] + user_factors[u] @ book_factors[i]``,
-    each term present only when the kind has it. Implicit models (ALS) predict preference, not rating.
+    Predicted rating:
+    ``global_mean + user_bias[u] + book_bias[i] + user_factors[u] @ book_factors[i]``,
+    each term present only when the kind has it. Implicit models (ALS) predict preference, not
+    rating.
 
     Attributes
     ----------
@@ -57,7 +59,8 @@ class FactorModel:
     def scores(self, users: np.ndarray) -> np.ndarray:
         """Ranking scores of every book for each user, float32 shape (len(users), n_books).
 
-        The user's own bias is the same for every book, so it is left out: it cannot change a ranking.
+        The user's own bias is the same for every book, so it is left out: it cannot change a
+        ranking.
         """
         n_books = self._n_books()
         out = np.zeros((len(users), n_books), dtype=np.float32)

@@ -59,7 +59,7 @@ def rating_metrics(
     """
     rng = np.random.default_rng(random_state)
     err = predicted - truth
-    uniq, inverse = np.unique(users, return_inverse=True)
+    _, inverse = np.unique(users, return_inverse=True)
     count = np.bincount(inverse).astype(np.float64)
     sq = np.bincount(inverse, err**2)
     ab = np.bincount(inverse, np.abs(err))
@@ -75,7 +75,8 @@ def rating_metrics(
 
 
 def top_n(scores: np.ndarray, exclude: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` best-scored books per row, never one in ``exclude[rows]`` while others remain.
+    """Indices of the ``n`` best-scored books per row, never one in ``exclude[rows]`` while others
+    remain.
 
     A row with fewer than ``n`` books outside ``exclude`` is padded after them with excluded ones,
     which are -inf in ``scores``: callers drop those by their score.
@@ -117,7 +118,8 @@ def per_user_ranking(
     k: int = 10,
     block: int = 2048,
 ) -> PerUserRanking:
-    """precision@k, recall@k, NDCG@k and AP@k of every user with a relevant book, ranking all unrated books.
+    """precision@k, recall@k, NDCG@k and AP@k of every user with a relevant book, ranking all
+    unrated books.
 
     Each such user is scored against every book not in their training row (the full-catalogue
     protocol, not sampled negatives).
@@ -144,7 +146,8 @@ def per_user_ranking(
         users = eval_users[start : start + block]
         scores = score_fn(users)
         top = top_n(scores, train, users, k)
-        # A user with fewer than k unrated books gets rated ones (scored -inf) as padding: not shown.
+        # A user with fewer than k unrated books gets rated ones (scored -inf) as padding: not
+        # shown.
         shown[top[np.isfinite(np.take_along_axis(scores, top, axis=1))]] = True
         rel_rows = relevant[users]
         # hits[j, r]: is the r-th recommendation of user j relevant?

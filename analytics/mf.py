@@ -1,4 +1,5 @@
-"""Explicit biased matrix factorisation (optionally SVD++) by alternating least squares, vectorised with numpy."""
+"""Explicit biased matrix factorisation (optionally SVD++) by alternating least squares,
+vectorised with numpy."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def batched_cg(
 def _cg(
     matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarray, steps: int
 ) -> np.ndarray:
-    """Plain conjugate gradient for one symmetric positive-definite system on matrix-shaped unknowns."""
+    """Plain conjugate gradient for one symmetric positive-definite system on matrix-shaped
+    unknowns."""
     x = x0.copy()
     r = b - matvec(x)
     p = r.copy()
@@ -136,7 +138,8 @@ def _weighted_sums(
 def _rowwise_dot(
     a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 20
 ) -> np.ndarray:
-    """``sum_k a[ia, k] * b[ib, k]`` in chunks, so the gathered rows never exceed ``chunk`` cells."""
+    """``sum_k a[ia, k] * b[ib, k]`` in chunks, so the gathered rows never exceed ``chunk``
+    cells."""
     out = np.empty(len(ia), dtype=np.float64)
     for s in range(0, len(ia), chunk):
         out[s : s + chunk] = np.einsum(
@@ -159,10 +162,10 @@ def fit_mf(
 
     With ``implicit_reg=0`` the ``y`` term is absent and this is the tutorials'
     dot-product-plus-biases model. With it, it is Koren's SVD++: every book also carries a vector
-    ``y_j`` (plus a scalar, an implicit user-bias term), and a user's taste is shifted by the mean of
-    the ``y`` of the books they rated, ``N(u)`` = the books of their row in ``train``. Users with few
-    ratings are then described mostly by *which* books they chose, shared across users, rather than
-    by a free vector fitted to a handful of ratings. Only the training matrix is used.
+    ``y_j`` (plus a scalar, an implicit user-bias term), and a user's taste is shifted by the mean
+    of the ``y`` of the books they rated, ``N(u)`` = the books of their row in ``train``. Users with
+    few ratings are then described mostly by *which* books they chose, shared across users, rather
+    than by a free vector fitted to a handful of ratings. Only the training matrix is used.
 
     Minimises ``sum (r_ui - rhat_ui)^2 + reg (n_u |p_u|^2 + n_i |q_i|^2) + reg_bias (b_u^2 + b_i^2)
     + implicit_reg |Y|^2`` (ALS-WR: factor damping grows with each row's count; the weighted trace
@@ -260,7 +263,7 @@ def fit_mf(
             # Gram matrix of x, already computed above.
             b = gather(base_rhs - _gram_times(gram, solution))
 
-            def normal(v: np.ndarray) -> np.ndarray:
+            def normal(v: np.ndarray, gram: np.ndarray = gram) -> np.ndarray:
                 return gather(_gram_times(gram, spread(v))) + implicit_reg * v
 
             y = _cg(normal, b, y, 2 * cg_steps)

@@ -66,23 +66,34 @@ def rank_by_similarity(
 
 
 def centroid_recommendations(
-    book_vectors: np.ndarray, favourites: np.ndarray, *, n: int = 10
+    book_vectors: np.ndarray,
+    favourites: np.ndarray,
+    *,
+    n: int = 10,
+    exclude: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Books nearest the centroid of the favourites' unit vectors (the UCSD tutorial's recipe).
 
-    Normalising first keeps one long vector from dominating the centroid. Never returns a favourite.
+    Normalising first keeps one long vector from dominating the centroid. Never returns a
+    favourite, nor a book of ``exclude``.
+
+    Returns
+    -------
+    (indices, cosine scores) : int64 and float32 arrays of length <= n, best first.
     """
     favourites = np.asarray(favourites, dtype=np.int64)
     if len(favourites) == 0:
         raise ValueError("need at least one favourite book")
     centroid = normalise_rows(book_vectors[favourites]).mean(axis=0)
-    return rank_by_similarity(centroid, book_vectors, n=n, exclude=favourites)
+    banned = favourites if exclude is None else np.concatenate([favourites, exclude])
+    return rank_by_similarity(centroid, book_vectors, n=n, exclude=banned)
 
 
 def closest_favourite(
     book_vectors: np.ndarray, books: np.ndarray, favourites: np.ndarray
 ) -> np.ndarray:
-    """For each of ``books``, the position in ``favourites`` of the most cosine-similar favourite."""
+    """For each of ``books``, the position in ``favourites`` of the most cosine-similar
+    favourite."""
     unit = normalise_rows(book_vectors)
     sims = unit[np.asarray(books)] @ unit[np.asarray(favourites)].T
     return sims.argmax(axis=1)

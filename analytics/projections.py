@@ -39,7 +39,8 @@ def tsne_2d(
     cosine does. Reusing the neighbours a publish computes anyway saves openTSNE's Annoy index.
     125 exaggerated + 250 plain optimisation steps, not openTSNE's 250 + 500: on the 10k-book
     goodbooks map the share of each book's 10 cosine neighbours kept among its 10 nearest on the
-    map was 0.374 against 0.376 for 250 + 400, in 60% of the time, and a refresh pays for three maps.
+    map was 0.374 against 0.376 for 250 + 400, in 60% of the time, and a refresh pays for three
+    maps.
     """
     from openTSNE import TSNE, affinity, initialization
     from openTSNE.nearest_neighbors import PrecomputedNeighbors

@@ -1,1 +1,4 @@
-"""The bottom layer: errors, typed config and params, the model registry. Imports nothing of ours."""
+"""The bottom layer: errors, typed config and params, the model registry.
+
+Imports nothing of ours.
+"""

@@ -1,4 +1,5 @@
-"""Typed hyper-parameters of each model kind; the params JSON of a run is one of these, serialised."""
+"""Typed hyper-parameters of each model kind; the params JSON of a run is one of these,
+serialised."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _check(
         )
         if not ok or value < 0 or (strict and value == 0):
             raise ParamError(
-                f"{kind} {name}={value!r}: must be a finite number {'above' if strict else 'of at least'} 0"
+                f"{kind} {name}={value!r}: must be a finite number "
+                f"{'above' if strict else 'of at least'} 0"
             )
     for name, allowed in (choices or {}).items():
         value = getattr(params, name)
@@ -48,7 +50,8 @@ def _check(
 
 
 def parse_value(name: str, raw: str, default: Any) -> Any:
-    """One command-line value of a parameter, typed like its default (``factors=abc`` is an error)."""
+    """One command-line value of a parameter, typed like its default (``factors=abc`` is an
+    error)."""
     raw = raw.strip()
     if isinstance(default, bool):
         words = {

@@ -54,7 +54,8 @@ class KindSpec:
     default : bool
         ``refresh`` keeps it fresh unless ``--kinds`` says otherwise.
     yardstick : bool
-        A reference ``evaluate`` refits on every run (popularity, global mean); never fitted by hand.
+        A reference ``evaluate`` refits on every run (popularity, global mean); never fitted by
+        hand.
     """
 
     name: str

@@ -1,11 +1,12 @@
 """CSR straight from the warehouse against the UCSD tutorial's lil_matrix loop, on the same ratings.
 
 Usage: python benchmarks/bench_csr.py --db var/full.duckdb [--repeats 5]
-Prints median seconds of each (ours after one warm-up read) and the speed-up. The tutorial went from a data frame of
-(user id, book id, rating) rows to a matrix by building id -> index dicts and then filling a
-scipy lil_matrix one row at a time (`for _, row in df.iterrows(): R[umap[row.user], bmap[row.book]] = row.rating`).
-We reproduce that loop with polars' named-row iterator over the same filtered ratings, already in
-memory (reading them is not timed), against our path: matrix.ratings -> numpy -> CSR, query included.
+Prints median seconds of each (ours after one warm-up read) and the speed-up. The tutorial went from
+a data frame of (user id, book id, rating) rows to a matrix by building id -> index dicts and then
+filling a scipy lil_matrix one row at a time (`for _, row in df.iterrows(): R[umap[row.user],
+bmap[row.book]] = row.rating`). We reproduce that loop with polars' named-row iterator over the same
+filtered ratings, already in memory (reading them is not timed), against our path: matrix.ratings ->
+numpy -> CSR, query included.
 """
 
 from __future__ import annotations

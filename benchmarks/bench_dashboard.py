@@ -77,7 +77,8 @@ class Bench:
         self._timed(f"GET {path}", lambda: self.client.get(path))
 
     def dep(self, output: str, first_input: str | None = None) -> dict:
-        """The server-side callback whose outputs include ``output`` (and whose first input is ``first_input``)."""
+        """The server-side callback whose outputs include ``output`` (and whose first input is
+        ``first_input``)."""
         for d in self.deps:
             if d.get("clientside_function"):
                 continue
@@ -103,7 +104,8 @@ class Bench:
         *,
         first_input: str | None = None,
     ) -> dict:
-        """POST one callback; ``values`` maps "id.prop" -> value; ``changed`` defaults to every input given."""
+        """POST one callback; ``values`` maps "id.prop" -> value; ``changed`` defaults to every
+        input given."""
         d = self.dep(output, first_input)
         outs = [o.rsplit(".", 1) for o in d["output"].strip(".").split("...")]
         keys = [f"{i['id']}.{i['property']}" for i in d["inputs"]]
@@ -208,7 +210,7 @@ def run(db: Path, repeats: int) -> list[Timing]:
                 )
                 if kind == kinds[0] and method == methods[0]:
                     highlight_at = out["emb-highlight-at"]["data"]
-    emb_kind, emb_run = kinds[0], run_of[kinds[0]]
+    emb_run = run_of[kinds[0]]
     emb_method = option_values(
         b.call(
             "embeddings: capabilities (again)",
@@ -381,11 +383,13 @@ def report(timings: list[Timing], db: Path, repeats: int) -> int:
         flag = f"**over {TARGET_MS / 1000:.0f} s**" if med > TARGET_MS else ""
         slow += med > TARGET_MS
         print(
-            f"| {t.name} | {med:,.0f} | {max(t.ms):,.0f} | {t.size:,} | {'; '.join(x for x in (flag, t.note) if x)} |"
+            f"| {t.name} | {med:,.0f} | {max(t.ms):,.0f} | {t.size:,} | "
+            f"{'; '.join(x for x in (flag, t.note) if x)} |"
         )
     worst = max(timings, key=lambda t: statistics.median(t.ms))
     print(
-        f"\n{len(timings)} requests timed; slowest median: {worst.name} ({statistics.median(worst.ms):,.0f} ms); "
+        f"\n{len(timings)} requests timed; "
+        f"slowest median: {worst.name} ({statistics.median(worst.ms):,.0f} ms); "
         f"{slow} over {TARGET_MS:.0f} ms."
     )
     return 1 if slow else 0

@@ -38,7 +38,8 @@ prolific as (
 ),
 
 pairs as (
-    select n.kind, n.book_key, n.rank, books.author, split_part(n.neighbour_authors, ', ', 1) = books.author as same
+    select n.kind, n.book_key, n.rank, books.author,
+        split_part(n.neighbour_authors, ', ', 1) = books.author as same
     from main.book_neighbours as n
     inner join books on books.book_key = n.book_key
     where n.rank <= $k and books.author in (select author from prolific)
@@ -89,7 +90,8 @@ def main() -> None:
     con = connect(args.db, read_only=True)
     chance = con.sql(CHANCE).fetchall()[0][0]
     print(
-        f"| model | books by authors with >= 3 books | same-author share of top {args.k} | x chance |"
+        "| model | books by authors with >= 3 books | "
+        f"same-author share of top {args.k} | x chance |"
     )
     print("|---|---|---|---|")
     for kind, books, share in con.sql(SAME_AUTHOR, params={"k": args.k}).fetchall():

@@ -1,12 +1,13 @@
-"""Model quality on real goodbooks ratings: tune on a train-only carve, fit, evaluate once on test, print markdown.
+"""Model quality on real goodbooks ratings: tune on a train-only carve, fit, evaluate once on test,
+print markdown.
 
-Usage: python benchmarks/bench_quality.py [--data ../shared/data/goodbooks-10k-subset] [--filters default|none]
-           [--split random|temporal] [--no-tune] [--out FILE]
+Usage: python benchmarks/bench_quality.py [--data ../shared/data/goodbooks-10k-subset]
+           [--filters default|none] [--split random|temporal] [--no-tune] [--out FILE]
 
 Builds a fresh warehouse from the folder (load, transform with the chosen filters and split), then
 for each model kind: `tune` (validation carve of the train split only), a timed fit of the tuned
-params, `fit_and_publish`, and finally one `evaluate` on the test split (95% bootstrap intervals over
-users). Beside the per-model metrics it prints paired bootstrap intervals of the two acceptance
+params, `fit_and_publish`, and finally one `evaluate` on the test split (95% bootstrap intervals
+over users). Beside the per-model metrics it prints paired bootstrap intervals of the two acceptance
 comparisons (each rating model's RMSE minus the bias baseline's; ALS NDCG@10 over popularity's),
 resampling the same users for both models, which is the comparison the independent intervals only
 approximate.
@@ -28,12 +29,16 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analytics.metrics import per_user_ranking  # noqa: E402
-from base.config import LoadConfig, TransformConfig  # noqa: E402
+from analytics.baseline import fit_biases  # noqa: E402
+from analytics.metrics import per_user_ranking, relevant_test  # noqa: E402
+from analytics.search import carve_validation  # noqa: E402
+from base.config import LoadConfig, PublishConfig, TransformConfig  # noqa: E402
+from base.params import BaselineParams  # noqa: E402
+from base.registry import fittable  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
-from shelfwise.params import KINDS, PublishConfig  # noqa: E402
-from shelfwise.pipeline import evaluate, fit_and_publish, fit_model, relevant_test  # noqa: E402
-from shelfwise.tuning import params_for, tune  # noqa: E402
+from shelfwise.pipeline.evaluate import evaluate  # noqa: E402
+from shelfwise.pipeline.fit import fit_and_publish, fit_model  # noqa: E402
+from shelfwise.pipeline.tune import params_for, tune  # noqa: E402
 from warehouse import store  # noqa: E402
 from warehouse.db import connect  # noqa: E402
 from warehouse.load import load_dataset  # noqa: E402
@@ -72,16 +77,16 @@ def binary(m: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def train_carve(train: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """The validation carve every reference tunes on: the one `shelfwise tune` uses (15%, seed 0)."""
-    from shelfwise.tuning import carve_validation
-
+    """The validation carve every reference tunes on: the one `shelfwise tune` uses
+    (15%, seed 0)."""
     return carve_validation(train, fraction=0.15, random_state=0)
 
 
 def reference_ease(
     train: sp.csr_matrix, lambdas: tuple[float, ...] = (20.0, 50.0, 200.0, 500.0)
 ) -> tuple[float, Callable]:
-    """EASE (Steck 2019), the strong item-item reference for top-N, lambda chosen on the train carve.
+    """EASE (Steck 2019), the strong item-item reference for top-N; lambda chosen on the train
+    carve.
 
     Returns (lambda, a score function of user indices).
 
@@ -99,12 +104,12 @@ def reference_ease(
     fit_part, validation = train_carve(train)
     x_fit = binary(fit_part)
     rel = relevant_test(validation)
-    best = max(
-        lambdas,
-        key=lambda lam: per_user_ranking(
-            lambda u, b=fit(x_fit, lam): np.asarray(x_fit[u] @ b), fit_part, rel
-        ).ndcg.mean(),
-    )
+
+    def validation_ndcg(lam: float) -> float:
+        b = fit(x_fit, lam)
+        return per_user_ranking(lambda u: np.asarray(x_fit[u] @ b), fit_part, rel).ndcg.mean()
+
+    best = max(lambdas, key=validation_ndcg)
     x = binary(train)
     b = fit(x, best)
     return best, lambda u: np.asarray(x[u] @ b)
@@ -119,17 +124,16 @@ def reference_item_knn(
     """Item kNN on bias residuals (KNNBaseline-like), the classic neighbourhood yardstick for RMSE.
 
     Returns (chosen settings, a predict function of (users, books), the weight of the kNN in the
-    best blend with mf). ``rhat = b_ui + sum_j s_ij e_uj / (sum_j s_ij + damp)`` over the books j the
-    user rated, ``e = r - b`` the residuals of the damped biases, ``s`` the positive part of their
-    cosine similarity shrunk by ``n_ij / (n_ij + shrink)``. Shrink, damp and the blend weight
+    best blend with mf). ``rhat = b_ui + sum_j s_ij e_uj / (sum_j s_ij + damp)`` over the books j
+    the user rated, ``e = r - b`` the residuals of the damped biases, ``s`` the positive part of
+    their cosine similarity shrunk by ``n_ij / (n_ij + shrink)``. Shrink, damp and the blend weight
     ``w`` in ``(1 - w) mf + w knn`` are chosen on the train carve (mf refitted there with its
     tuned params), then everything is refitted on all of train. Not a product model: it says
     whether a different family, or a blend, would move RMSE where mf cannot.
     """
-    from analytics.baseline import fit_biases
 
     def fit(x: sp.csr_matrix, shrink: float, damp: float) -> Callable:
-        b = fit_biases(x, reg_user=5.0, reg_book=5.0)
+        b = fit_biases(x, BaselineParams(reg_user=5.0, reg_book=5.0))
         x = sp.csr_matrix(x, dtype=np.float64)
         users = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
         resid = sp.csr_matrix(
@@ -214,7 +218,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks/out")
     ap.add_argument("--filters", choices=sorted(FILTERS), default="default")
     ap.add_argument("--split", choices=["random", "temporal"], default="random")
-    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--kinds", default=",".join(fittable()))
     ap.add_argument(
         "--no-tune",
         action="store_true",
@@ -238,7 +242,8 @@ def main() -> None:
     run_transforms(con, config)
     data = store.read_ratings(con)
     log(
-        f"matrix {data.shape[0]:,} x {data.shape[1]:,}: {data.train.nnz:,} train / {data.test.nnz:,} test"
+        f"matrix {data.shape[0]:,} x {data.shape[1]:,}: "
+        f"{data.train.nnz:,} train / {data.test.nnz:,} test"
     )
 
     tuned: dict[str, dict] = {}
@@ -282,7 +287,7 @@ def main() -> None:
             sq_k, _ = per_user_squared_errors(models[kind], data.test)
             diff = float(np.sqrt(sq_k.sum() / cnt.sum()) - np.sqrt(sq_b.sum() / cnt.sum()))
             lo, hi = paired_interval(
-                lambda w: np.sqrt(w @ sq_k / (w @ cnt)) - np.sqrt(w @ sq_b / (w @ cnt)),
+                lambda w, sq_k=sq_k: np.sqrt(w @ sq_k / (w @ cnt)) - np.sqrt(w @ sq_b / (w @ cnt)),
                 len(cnt),
                 args.n_boot,
             )
@@ -297,16 +302,18 @@ def main() -> None:
             for label, pred in (
                 ("reference item kNN (" + settings + ", not a product model)", knn_pred),
                 (
-                    f"reference blend {1 - weight:.1f} mf + {weight:.1f} item kNN (weight from the carve)",
+                    f"reference blend {1 - weight:.1f} mf + {weight:.1f} item kNN "
+                    "(weight from the carve)",
                     (1 - weight) * mf_pred + weight * knn_pred,
                 ),
             ):
                 sq_r = np.bincount(tu, (pred - data.test.data) ** 2, minlength=data.test.shape[0])
                 lo, hi = paired_interval(
-                    lambda w: np.sqrt(w @ sq_r / (w @ cnt)), len(cnt), args.n_boot
+                    lambda w, sq_r=sq_r: np.sqrt(w @ sq_r / (w @ cnt)), len(cnt), args.n_boot
                 )
                 paired.append(
-                    f"| {label}: RMSE | {np.sqrt(sq_r.sum() / cnt.sum()):.4f} [{lo:.4f}, {hi:.4f}] |"
+                    f"| {label}: RMSE | {np.sqrt(sq_r.sum() / cnt.sum()):.4f} "
+                    f"[{lo:.4f}, {hi:.4f}] |"
                 )
     relevant = relevant_test(data.test)
     if "als" in models and "popularity" in models:
@@ -322,7 +329,8 @@ def main() -> None:
         any_pop = per_user_ranking(models["popularity"].scores, data.train, anything).ndcg
         lo, hi = paired_interval(lambda w: (w @ any_als) / (w @ any_pop), len(any_als), args.n_boot)
         paired.append(
-            f"| same, every held-out rating relevant (not only >= 4) | {any_als.mean() / any_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
+            "| same, every held-out rating relevant (not only >= 4) | "
+            f"{any_als.mean() / any_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
         )
         if data.shape[1] <= 5000:
             lam, ease = reference_ease(data.train)
@@ -334,10 +342,12 @@ def main() -> None:
                 lambda w: (w @ nd_ease) / w.sum(axis=1), len(users), args.n_boot
             )
             paired.append(
-                f"| reference EASE (lambda {lam:g}, not a product model): NDCG@10 | {nd_ease.mean():.4f} [{lo_n:.4f}, {hi_n:.4f}] |"
+                f"| reference EASE (lambda {lam:g}, not a product model): NDCG@10 | "
+                f"{nd_ease.mean():.4f} [{lo_n:.4f}, {hi_n:.4f}] |"
             )
             paired.append(
-                f"| reference EASE NDCG@10 / popularity NDCG@10 | {nd_ease.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
+                "| reference EASE NDCG@10 / popularity NDCG@10 | "
+                f"{nd_ease.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
             )
         if "mf" in models:
             g, hybrid = reference_als_plus_mf(
@@ -346,7 +356,8 @@ def main() -> None:
             nd_hyb = per_user_ranking(hybrid, data.train, relevant).ndcg
             lo, hi = paired_interval(lambda w: (w @ nd_hyb) / (w @ nd_pop), len(users), args.n_boot)
             paired.append(
-                f"| reference als + {g:g} x mf predicted rating (weight from the carve, not a product model) NDCG@10 / popularity | "
+                f"| reference als + {g:g} x mf predicted rating "
+                "(weight from the carve, not a product model) NDCG@10 / popularity | "
                 f"{nd_hyb.mean() / nd_pop.mean():.3f} [{lo:.3f}, {hi:.3f}] |"
             )
 
@@ -354,10 +365,12 @@ def main() -> None:
         f"### goodbooks-10k-subset, {args.split} 80/20 split (seed 42), filters: "
         f"min_user_ratings={min_user}, min_book_ratings={min_book}",
         "",
-        f"Matrix {data.shape[0]:,} users x {data.shape[1]:,} books; {data.train.nnz:,} train / {data.test.nnz:,} test ratings. "
+        f"Matrix {data.shape[0]:,} users x {data.shape[1]:,} books; "
+        f"{data.train.nnz:,} train / {data.test.nnz:,} test ratings. "
         f"Machine: {machine()}.",
         "",
-        "| model | RMSE | MSE | MAE | precision@10 | recall@10 | NDCG@10 | MAP@10 | coverage@10 | to-read AUC | fit s |",
+        "| model | RMSE | MSE | MAE | precision@10 | recall@10 | NDCG@10 | MAP@10 | coverage@10 "
+        "| to-read AUC | fit s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in ORDER:
@@ -366,8 +379,10 @@ def main() -> None:
         m = by_kind[kind]
         fit_s = f"{fit_seconds[kind]:.1f}" if kind in fit_seconds else "<0.1"
         lines.append(
-            f"| {kind} | {cell(m, 'rmse')} | {cell(m, 'mse')} | {cell(m, 'mae')} | {cell(m, 'precision')} | {cell(m, 'recall')} | "
-            f"{cell(m, 'ndcg')} | {cell(m, 'map')} | {cell(m, 'coverage', 3)} | {cell(m, 'to_read_auc', 3)} | {fit_s} |"
+            f"| {kind} | {cell(m, 'rmse')} | {cell(m, 'mse')} | {cell(m, 'mae')} | "
+            f"{cell(m, 'precision')} | {cell(m, 'recall')} | "
+            f"{cell(m, 'ndcg')} | {cell(m, 'map')} | {cell(m, 'coverage', 3)} | "
+            f"{cell(m, 'to_read_auc', 3)} | {fit_s} |"
         )
     if paired:
         lines += [
@@ -381,7 +396,8 @@ def main() -> None:
     if tuned:
         lines += [
             "",
-            "Tuned on a 15% validation carve of train (seed 0); the test split was read once, by evaluate:",
+            "Tuned on a 15% validation carve of train (seed 0); "
+            "the test split was read once, by evaluate:",
             "",
             "| model | validation metric | points | tune s | chosen params |",
             "|---|---|---|---|---|",
@@ -389,7 +405,8 @@ def main() -> None:
         for kind, t in tuned.items():
             shown = {k: v for k, v in t["params"].items() if k != "random_state"}
             lines.append(
-                f"| {kind} | {t['metric']} {t['value']:.4f} | {t['points']} | {t['seconds']:.0f} | `{json.dumps(shown)}` |"
+                f"| {kind} | {t['metric']} {t['value']:.4f} | {t['points']} | "
+                f"{t['seconds']:.0f} | `{json.dumps(shown)}` |"
             )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -26,15 +26,15 @@ def main() -> None:
     ap.add_argument("--db", type=Path, default=OUT / "refresh-full.duckdb")
     args = ap.parse_args()
     if not (args.data / "ratings.csv").exists() and not (args.data / "ratings.csv.gz").exists():
-        timed(CLI + ["generate", "goodbooks", "--dest", str(args.data)])
+        timed([*CLI, "generate", "goodbooks", "--dest", str(args.data)])
     for p in (args.db, Path(f"{args.db}.wal"), Path(f"{args.db}.read")):
         p.unlink(missing_ok=True)
     print(machine())
-    wall, rss = timed(CLI + ["refresh", "--data", str(args.data), "--db", str(args.db)])
+    wall, rss = timed([*CLI, "refresh", "--data", str(args.data), "--db", str(args.db)])
     print(f"full refresh from raw files: {wall:.1f}s, peak RSS {rss:.2f} GB")
 
     from shelfwise.digest import THRILLER_WORDS, build_digest, count_genre
-    from shelfwise.pipeline import similar
+    from shelfwise.serving import similar
     from warehouse.db import open_for_reading
 
     with open_for_reading(args.db) as con:
@@ -45,7 +45,8 @@ def main() -> None:
         )
         rows = con.execute(
             """select kind, metric, k, value, ci_low, ci_high from model_metrics
-               where metric in ('rmse', 'mse', 'mae', 'ndcg', 'recall', 'precision', 'map', 'coverage', 'to_read_auc')
+               where metric in ('rmse', 'mse', 'mae', 'ndcg', 'recall', 'precision', 'map',
+                                'coverage', 'to_read_auc')
                order by metric, kind"""
         ).fetchall()
         print("| kind | metric | value | 95% interval |\n|---|---|---|---|")
@@ -76,7 +77,8 @@ def main() -> None:
             )
             keys = digest.book_keys
             print(
-                f"digest ({kind}): {count_genre(con, keys, THRILLER_WORDS)} of {len(keys)} thrillers/mysteries by tag: "
+                f"digest ({kind}): {count_genre(con, keys, THRILLER_WORDS)} of {len(keys)} "
+                "thrillers/mysteries by tag: "
                 + "; ".join(r.book.title or "" for r in digest.recommendations)
             )
 

@@ -1,8 +1,9 @@
 """Load + transform wall time and peak RSS on full-size goodbooks and a UCSD-format file.
 
 Usage:
-  python benchmarks/bench_warehouse.py goodbooks [--data DIR]        # default: generate full size into benchmarks/out
-  python benchmarks/bench_warehouse.py ucsd --interactions 229000000  # generates the file first (shelfwise generate ucsd)
+  python benchmarks/bench_warehouse.py goodbooks [--data DIR]        # default: generate full size
+  into benchmarks/out python benchmarks/bench_warehouse.py ucsd --interactions 229000000  #
+  generates the file first (shelfwise generate ucsd)
 Targets (2 cores): goodbooks <= 15 s; UCSD 229M <= 10 min with peak RSS <= 12 GB.
 Each step runs in a fresh process so its peak RSS is its own.
 """
@@ -30,8 +31,8 @@ def main() -> None:
         data = args.data or OUT / "goodbooks-full"
         if not (data / "ratings.csv").exists() and args.data is None:
             wall, rss = timed(
-                CLI
-                + [
+                [
+                    *CLI,
                     "generate",
                     "goodbooks",
                     "--dest",
@@ -46,8 +47,8 @@ def main() -> None:
         data = args.data or OUT / f"ucsd-{args.interactions}"
         if not (data / "goodreads_interactions.csv").exists() and args.data is None:
             wall, rss = timed(
-                CLI
-                + [
+                [
+                    *CLI,
                     "generate",
                     "ucsd",
                     "--dest",
@@ -61,24 +62,31 @@ def main() -> None:
     db = OUT / f"bench-{args.source}.duckdb"
     for p in (db, Path(f"{db}.wal"), Path(f"{db}.read")):
         p.unlink(missing_ok=True)
-    load_wall, load_rss = timed(CLI + ["load", args.source, str(data), "--db", str(db)])
+    load_wall, load_rss = timed([*CLI, "load", args.source, str(data), "--db", str(db)])
     tr_wall, tr_rss = timed(CLI + transform + ["--db", str(db)])
     print(
-        f"load: {load_wall:.1f}s (peak RSS {load_rss:.2f} GB); transform: {tr_wall:.1f}s (peak RSS {tr_rss:.2f} GB)"
+        f"load: {load_wall:.1f}s (peak RSS {load_rss:.2f} GB); "
+        f"transform: {tr_wall:.1f}s (peak RSS {tr_rss:.2f} GB)"
     )
     print(f"load + transform: {load_wall + tr_wall:.1f}s, peak RSS {max(load_rss, tr_rss):.2f} GB")
     timed(
-        CLI
-        + ["sql", "select raw_table, rows_read, rows_rejected from raw.load_log", "--db", str(db)]
+        [
+            *CLI,
+            "sql",
+            "select raw_table, rows_read, rows_rejected from raw.load_log",
+            "--db",
+            str(db),
+        ]
     )
     timed(
-        CLI
-        + [
+        [
+            *CLI,
             "sql",
-            """select 'before filters' as stage, count(distinct user_key) users, count(distinct book_key) books, count(*) ratings
-                          from core.ratings where rating is not null
-                          union all select 'after filters', (select count(*) from matrix.users), (select count(*) from matrix.books),
-                          (select count(*) from matrix.ratings)""",
+            """select 'before filters' as stage, count(distinct user_key) users,
+                      count(distinct book_key) books, count(*) ratings
+               from core.ratings where rating is not null
+               union all select 'after filters', (select count(*) from matrix.users),
+                      (select count(*) from matrix.books), (select count(*) from matrix.ratings)""",
             "--db",
             str(db),
         ]

@@ -18,7 +18,10 @@ SHELFWISE = [sys.executable, "-m", "shelfwise.cli"]
 
 def machine() -> str:
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, Python {platform.python_version()}, {date.today()}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, "
+        f"Python {platform.python_version()}, {date.today()}"
+    )
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -28,7 +31,8 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
     subprocess.run(cmd, check=True, env={**os.environ, **(env or {})}, cwd=ROOT)
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far: run each benchmark in a fresh process.
+    # ru_maxrss of children is the max over all children so far: run each benchmark in a fresh
+    # process.
     return wall, max(peak_kb, before) / 2**20
 
 

@@ -1,4 +1,5 @@
-"""Write a synthetic UCSD Goodreads dump (229M interactions by default) and print wall time and peak RSS."""
+"""Write a synthetic UCSD Goodreads dump (229M interactions by default) and print wall time and peak
+RSS."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {rows:,} rows")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
-        f"wall time: {seconds:.1f} s ({args.interactions / seconds / 1e6:.2f} M interactions/s), peak RSS {peak_gb:.2f} GB"
+        f"wall time: {seconds:.1f} s ({args.interactions / seconds / 1e6:.2f} M interactions/s), "
+        f"peak RSS {peak_gb:.2f} GB"
     )
     return 0
 

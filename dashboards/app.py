@@ -1,4 +1,5 @@
-"""The dashboard's app factory: ``create_app(settings)`` builds a Dash Pages app over one warehouse."""
+"""The dashboard's app factory: ``create_app(settings)`` builds a Dash Pages app over one
+warehouse."""
 
 from __future__ import annotations
 
@@ -107,15 +108,16 @@ def _shell_callbacks(app: dash.Dash, settings: DashboardSettings) -> None:
         Input("app-url", "pathname"),
     )
 
-    # The setup page has no callbacks of its own to refresh: when a writer publishes a warehouse while
-    # it is showing, reload so the router builds the real page. The first version seen is only noted,
-    # so an empty warehouse never reloads in a loop.
+    # The setup page has no callbacks of its own to refresh: when a writer publishes a warehouse
+    # while it is showing, reload so the router builds the real page. The first version seen is only
+    # noted, so an empty warehouse never reloads in a loop.
     app.clientside_callback(
         """
         function(version) {
             if (window.shelfwiseSetupVersion === undefined) {
                 window.shelfwiseSetupVersion = version;
-            } else if (version !== window.shelfwiseSetupVersion && document.getElementById('setup-page')) {
+            } else if (version !== window.shelfwiseSetupVersion
+                       && document.getElementById('setup-page')) {
                 window.location.reload();
             }
             window.shelfwiseSetupVersion = version;

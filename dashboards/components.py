@@ -1,4 +1,5 @@
-"""Small layout pieces every page shares: page frame, cards, tables, book rows, notices, setup page."""
+"""Small layout pieces every page shares: page frame, cards, tables, book rows, notices, setup
+page."""
 
 from __future__ import annotations
 
@@ -29,16 +30,16 @@ GRAPH_CONFIG = {
 
 
 def fmt_int(n: Any) -> str:
-    return "–" if n is None else f"{int(n):,}"
+    return "–" if n is None else f"{int(n):,}"  # noqa: RUF001 - en dash: UI placeholder
 
 
 def fmt_when(when: datetime | None) -> str:
-    return "–" if when is None else when.strftime("%Y-%m-%d %H:%M")
+    return "–" if when is None else when.strftime("%Y-%m-%d %H:%M")  # noqa: RUF001 - UI dash
 
 
 def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
-        return "–"
+        return "–"  # noqa: RUF001 - en dash: UI placeholder
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
@@ -70,7 +71,8 @@ def fmt_file(path: str) -> str:
 
 
 def page(title: str, lead: str, *children: Any, page_id: str) -> html.Div:
-    """The frame of every page: a title, one sentence saying what it shows, then the content (None skipped)."""
+    """The frame of every page: a title, one sentence saying what it shows, then the content (None
+    skipped)."""
     return html.Div(
         [
             html.Div([html.H1(title), html.P(lead, className="lead")], className="page-head"),
@@ -237,7 +239,7 @@ def stars(rating: float | int | None) -> str:
     """A rating as five filled or empty stars."""
     if rating is None:
         return ""
-    r = int(round(float(rating)))
+    r = round(float(rating))
     return "★" * r + "☆" * (5 - r)
 
 
@@ -315,7 +317,8 @@ def setup_page(status: WarehouseStatus, db_path: Path) -> html.Div:
                         " (the bundled sample needs the lower minimum), or ",
                         html.Code("make demo"),
                         ". The dashboard only reads "
-                        "the warehouse; this page opens the real one by itself once the commands have finished.",
+                        "the warehouse; this page opens the real one by itself once the commands "
+                        "have finished.",
                     ],
                     className="muted",
                 ),
@@ -367,14 +370,16 @@ def unknown_book_notice(book: str | None, selected: int | None) -> html.Div | No
     if not book or selected is not None:
         return None
     return notice(
-        f"No book {book!r} in this warehouse: ?book= takes a book key, as the links between pages write it. "
+        f"No book {book!r} in this warehouse: ?book= takes a book key, "
+        "as the links between pages write it. "
         "Find the book below instead.",
         "warn",
     )
 
 
 def preselected_book(db_path: Path, book: str | None) -> tuple[int | None, list[dict]]:
-    """The ``?book=KEY`` of a page's URL as (key, its dropdown option), or (None, []) if not a book."""
+    """The ``?book=KEY`` of a page's URL as (key, its dropdown option), or (None, []) if not a
+    book."""
     from dashboards import queries
 
     if not book or not book.isdigit():

@@ -107,15 +107,15 @@ def hover_labels(titles: list, authors: list) -> np.ndarray:
     (half a second for 10,000 books)."""
     labels = [
         f"<b>{_esc(_short(t, 70))}</b><br>{_esc(_short(a, 60)) if a else ''}"
-        for t, a in zip(titles, authors)
+        for t, a in zip(titles, authors, strict=True)
     ]
     return np.array(labels, dtype=object)
 
 
 def book_keys(part: pl.DataFrame) -> np.ndarray:
-    """Book keys for ``customdata``: an object array, so plotly validates it at numpy speed yet sends
-    a plain JSON list. dcc.Graph copies a clicked point's customdata from the figure as sent, and a
-    numeric array would be sent base64-packed, leaving clickData without the key."""
+    """Book keys for ``customdata``: an object array, so plotly validates it at numpy speed yet
+    sends a plain JSON list. dcc.Graph copies a clicked point's customdata from the figure as sent,
+    and a numeric array would be sent base64-packed, leaving clickData without the key."""
     return part["book_key"].to_numpy().astype(object)
 
 
@@ -161,7 +161,7 @@ def activity_figure(counts: pl.DataFrame, *, per: str, threshold: int | None) ->
     ``counts`` has columns n and count; ``threshold`` is the transform's minimum (None: not built).
     """
     noun = "user" if per == "user" else "book"
-    title = f"Ratings per {noun} (log–log)"
+    title = f"Ratings per {noun} (log–log)"  # noqa: RUF001 - en dash: UI typography
     if counts.is_empty():
         return message_figure("No ratings loaded yet.", title)
     n = counts["n"].to_numpy()
@@ -176,7 +176,8 @@ def activity_figure(counts: pl.DataFrame, *, per: str, threshold: int | None) ->
         hovertemplate=f"%{{y:,}} {noun}s with %{{x:,}} ratings<extra></extra>",
     )
     style(fig, title, f"Ratings per {noun}", f"{noun.capitalize()}s")
-    # Whole decades only: plotly's default log ticks label 2..9 between them, which crowd and misread.
+    # Whole decades only: plotly's default log ticks label 2..9 between them, which crowd and
+    # misread.
     fig.update_xaxes(type="log", dtick=1, tickformat=",d")
     fig.update_yaxes(type="log", dtick=1, tickformat=",d")
     if threshold and threshold > 1:
@@ -240,7 +241,8 @@ def _category_traces(points: pl.DataFrame) -> list[go.Scattergl]:
 def _points_trace(
     part: pl.DataFrame, name: str, marker: dict, *, detail: str = "", text: list[str] | None = None
 ) -> go.Scattergl:
-    """One trace of map points; ``detail`` adds a hover line (the value the points are coloured by)."""
+    """One trace of map points; ``detail`` adds a hover line (the value the points are coloured
+    by)."""
     return go.Scattergl(
         x=part["x"].to_numpy(),
         y=part["y"].to_numpy(),
@@ -390,14 +392,15 @@ def embedding_map(
 
 
 def bias_bars(books: pl.DataFrame, *, highest: bool) -> go.Figure:
-    """The most positive (or negative) book biases as horizontal bars (columns: title, authors, bias, n_ratings)."""
+    """The most positive (or negative) book biases as horizontal bars (columns: title, authors,
+    bias, n_ratings)."""
     title = "Generally good: highest book bias" if highest else "Generally bad: lowest book bias"
     if books.is_empty():
         return message_figure("No books with this many ratings.", title)
     part = books.sort("bias", descending=not highest)  # plotly draws the first bar at the bottom
     labels = [
         f"{_short(t, 42)} · {_short(a, 22)}"
-        for t, a in zip(part["title"].to_list(), part["authors"].to_list())
+        for t, a in zip(part["title"].to_list(), part["authors"].to_list(), strict=True)
     ]
     fig = go.Figure(
         go.Bar(
@@ -412,7 +415,10 @@ def bias_bars(books: pl.DataFrame, *, highest: bool) -> go.Figure:
                 ],
                 axis=1,
             ),
-            hovertemplate="%{y}<br>bias %{x:+.3f} stars<br>%{customdata[0]:,} ratings, mean %{customdata[1]:.2f}<extra></extra>",
+            hovertemplate=(
+                "%{y}<br>bias %{x:+.3f} stars<br>"
+                "%{customdata[0]:,} ratings, mean %{customdata[1]:.2f}<extra></extra>"
+            ),
         )
     )
     style(fig, title, "Learned bias (stars)", None, height=520)
@@ -442,7 +448,10 @@ def bias_scatter(books: pl.DataFrame) -> go.Figure:
             },
             hovertext=hover_labels(known["title"].to_list(), known["authors"].to_list()),
             customdata=n,
-            hovertemplate="%{hovertext}<br>mean %{x:.2f}, bias %{y:+.3f}, %{customdata:,} ratings<extra></extra>",
+            hovertemplate=(
+                "%{hovertext}<br>mean %{x:.2f}, bias %{y:+.3f}, %{customdata:,} ratings"
+                "<extra></extra>"
+            ),
         )
     )
     style(fig, title, "Mean rating in the matrix (stars)", "Learned bias (stars)", height=460)
@@ -462,7 +471,9 @@ def user_bias_histogram(bins: pl.DataFrame) -> go.Figure:
             width=float((bins["hi"] - bins["lo"])[0]) * 0.95,
             marker_color=CATEGORY_COLOURS[4],
             customdata=np.stack([bins["lo"].to_numpy(), bins["hi"].to_numpy()], axis=1),
-            hovertemplate="bias %{customdata[0]:+.2f} to %{customdata[1]:+.2f}: %{y:,} users<extra></extra>",
+            hovertemplate=(
+                "bias %{customdata[0]:+.2f} to %{customdata[1]:+.2f}: %{y:,} users<extra></extra>"
+            ),
         )
     )
     fig.add_vline(x=0, line={"color": INK, "width": 1, "dash": "dot"})
@@ -540,7 +551,10 @@ def metrics_figure(metrics: pl.DataFrame) -> go.Figure:
                     "width": 6,
                 },
                 customdata=np.stack([lo, hi], axis=1),
-                hovertemplate=f"%{{x}}<br>{label} %{{y:.4f}}<br>95% CI [%{{customdata[0]:.4f}}, %{{customdata[1]:.4f}}]<extra></extra>",
+                hovertemplate=(
+                    f"%{{x}}<br>{label} %{{y:.4f}}<br>"
+                    "95% CI [%{customdata[0]:.4f}, %{customdata[1]:.4f}]<extra></extra>"
+                ),
                 row=row + 1,
                 col=col + 1,
             )

@@ -130,7 +130,8 @@ class WarehouseStatus:
 
     @property
     def default_kind(self) -> str:
-        """The model a page opens on: mf (ratings and a map) when published, else the first mapped."""
+        """The model a page opens on: mf (ratings and a map) when published, else the first
+        mapped."""
         return DEFAULT_MODEL if DEFAULT_MODEL in self.map_kinds else self.map_kinds[0]
 
     @property
@@ -172,7 +173,8 @@ def status_of(db_path: Path) -> WarehouseStatus:
 
 
 def header_summary(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The newest published run (for the header), or None (also for a warehouse with no models yet)."""
+    """The newest published run (for the header), or None (also for a warehouse with no models
+    yet)."""
     if not table_exists(con, "main", "latest_runs"):
         return None
     found = rows(
@@ -201,7 +203,8 @@ def source_summary(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             qualify row_number() over (partition by source, raw_table order by load_id desc) = 1
         ),
         loads as (
-            select source, count(*) as files, sum(rows_rejected) as rejected, max(loaded_at) as loaded_at
+            select source, count(*) as files, sum(rows_rejected) as rejected,
+                max(loaded_at) as loaded_at
             from latest_loads group by source
         ),
         books as (select source, count(*) as books from core.books group by source)
@@ -230,7 +233,8 @@ def reject_reasons(con: duckdb.DuckDBPyConnection, limit: int = 5) -> pl.DataFra
     """The most frequent reasons rows were rejected at load: reason, n."""
     return frame(
         con,
-        "select reason, count(*) as n from raw.rejects group by reason order by n desc, reason limit $limit",
+        "select reason, count(*) as n from raw.rejects group by reason "
+        "order by n desc, reason limit $limit",
         {"limit": limit},
     )
 
@@ -272,7 +276,8 @@ def rating_distribution(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def latest_transform(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """Params of the latest matrix build and its sizes (from the transform log), or None before one."""
+    """Params of the latest matrix build and its sizes (from the transform log), or None before
+    one."""
     found = rows(
         con,
         """select transform_id, source, params, max(finished_at) as finished_at,
@@ -298,18 +303,20 @@ def latest_transform(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 
 def activity(con: duckdb.DuckDBPyConnection, per: str) -> pl.DataFrame:
-    """How many users (``per='user'``) or books (``per='book'``) of each source have exactly n ratings.
+    """How many users (``per='user'``) or books (``per='book'``) of each source have exactly n
+    ratings.
 
-    Read from core.user_activity (core.book_activity), one row per user (book), so the Overview never
-    scans core.ratings. Columns: source, n (ratings; 0 = only unrated interactions), count,
-    interactions (rated or not). Summing count gives the users (books) of a source, summing
-    n * count its ratings.
+    Read from core.user_activity (core.book_activity), one row per user (book), so the Overview
+    never scans core.ratings. Columns: source, n (ratings; 0 = only unrated interactions), count,
+    interactions (rated or not). Summing count gives the users (books) of a source, summing n *
+    count its ratings.
     """
     table = {"user": "core.user_activity", "book": "core.book_activity"}[per]  # allow-list
     return frame(
         con,
         f"""
-        select source, n_ratings as n, count(*) as count, cast(sum(n_interactions) as bigint) as interactions
+        select source, n_ratings as n, count(*) as count,
+            cast(sum(n_interactions) as bigint) as interactions
         from {table}
         group by source, n_ratings
         order by source, n
@@ -323,8 +330,8 @@ def runs(con: duckdb.DuckDBPyConnection, limit: int = 100) -> pl.DataFrame:
         con,
         """
         with latest as (select kind, run_id from main.latest_runs)
-        select r.run_id, r.kind, r.source, r.params, r.started_at, r.finished_at, r.seconds, r.status,
-            r.published, (l.run_id is not null) as latest
+        select r.run_id, r.kind, r.source, r.params, r.started_at, r.finished_at, r.seconds,
+            r.status, r.published, (l.run_id is not null) as latest
         from models.runs as r
         left join latest as l on l.run_id = r.run_id
         order by r.run_id desc
@@ -470,7 +477,9 @@ def search_books(
         from core.books as b
         semi join books on books.book_key = b.book_key
         cross join query
-        where query.q = '' or contains(lower(b.title), query.q) or contains(lower(b.authors), query.q)
+        where query.q = ''
+            or contains(lower(b.title), query.q)
+            or contains(lower(b.authors), query.q)
         order by lower(b.title) = query.q desc, starts_with(lower(b.title), query.q) desc,
             b.ratings_count desc nulls last, b.book_key
         limit $limit
@@ -532,7 +541,8 @@ def search_users(
 ) -> pl.DataFrame:
     """Users of a run whose id starts with ``text`` (all users when empty), most active first.
 
-    Columns: user_key, n_ratings (in the current matrix; null if the matrix was rebuilt without them).
+    Columns: user_key, n_ratings (in the current matrix; null if the matrix was rebuilt without
+    them).
     """
     return frame(
         con,
@@ -560,7 +570,8 @@ def user_exists(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> b
 
 
 def random_user(con: duckdb.DuckDBPyConnection, run_id: int, min_ratings: int = 20) -> int | None:
-    """A random user of the run with at least ``min_ratings`` ratings in the matrix (any if none)."""
+    """A random user of the run with at least ``min_ratings`` ratings in the matrix (any if
+    none)."""
     found = rows(
         con,
         """select ru.user_key from models.run_users as ru
@@ -583,7 +594,8 @@ def user_ratings(
     source = "(select source from models.runs where run_id = $run)"
     total = rows(
         con,
-        f"select count(*) from core.ratings where user_key = $user and source = {source} and rating is not null",
+        "select count(*) from core.ratings "
+        f"where user_key = $user and source = {source} and rating is not null",
         params,
     )[0][0]
     rated = frame(

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from analytics.metrics import top_n
 from analytics.neighbours import (
+    centroid_recommendations,
     closest_favourite,
     normalise_rows,
     rank_by_similarity,
@@ -34,7 +35,7 @@ from base.config import default_db_path
 from base.errors import ShelfwiseError
 from base.registry import DEFAULT_MODEL, kinds, spec
 from warehouse import store
-from warehouse.db import open_for_reading, require_warehouse, run_user_query
+from warehouse.db import guard_user_query, open_for_reading, require_warehouse
 
 # ----------------------------------------------------------------------------- books and runs
 
@@ -113,7 +114,8 @@ def resolve_title(con: duckdb.DuckDBPyConnection, run_id: int, query: str) -> Bo
         """select b.title, b.authors from models.run_books as rb
            inner join core.books as b on b.book_key = rb.book_key
            where rb.run_id = $run_id and b.title is not null
-           order by jaro_winkler_similarity(lower(b.title), $q) desc, b.ratings_count desc nulls last
+           order by jaro_winkler_similarity(lower(b.title), $q) desc,
+               b.ratings_count desc nulls last
            limit 5""",
         {"run_id": run_id, "q": q},
     ).fetchall()
@@ -220,12 +222,8 @@ def centroid(
     Never a favourite nor a book of ``exclude_keys``. Returns the books, best first, and for each
     the position in ``favourites`` of its most cosine-similar favourite.
     """
-    banned = np.asarray(favourites, dtype=np.int64)
-    if exclude_keys:
-        extra = list(book_indices(con, run_id, exclude_keys).values())
-        banned = np.concatenate([banned, np.array(extra, dtype=np.int64)])
-    query = normalise_rows(vectors[np.asarray(favourites, dtype=np.int64)]).mean(axis=0)
-    idx, scores = rank_by_similarity(query, vectors, n=n, exclude=banned)
+    extra = np.array(list(book_indices(con, run_id, exclude_keys).values()), dtype=np.int64)
+    idx, scores = centroid_recommendations(vectors, favourites, n=n, exclude=extra)
     closest = closest_favourite(vectors, idx, favourites) if len(idx) else np.array([], dtype=int)
     return books_by_idx(con, run_id, idx, scores), [int(c) for c in closest]
 
@@ -281,7 +279,8 @@ def _user_idx(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, kind: 
 
 
 def _rated(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> list[tuple]:
-    """(book_idx, title, rating) of every book the user rated in the run's source (train or test)."""
+    """(book_idx, title, rating) of every book the user rated in the run's source (train or
+    test)."""
     return con.execute(
         """select rb.book_idx, b.title, r.rating
            from core.ratings as r
@@ -463,10 +462,12 @@ class Warehouse:
     def sql(self, query: str) -> pl.DataFrame:
         """Any read-only query over the warehouse (see docs/warehouse.md for its tables)."""
         with self.connection() as con:
-            cursor = run_user_query(con, query)
-            if cursor.description is None:
-                return pl.DataFrame()
-            return cursor.pl()
+            guard_user_query(con, query)
+            try:
+                relation = con.sql(query)
+                return pl.DataFrame() if relation is None else relation.pl()
+            except duckdb.Error as exc:
+                raise ShelfwiseError(f"query failed: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def open(db_path: str | os.PathLike[str] | None = None) -> Warehouse:

@@ -58,7 +58,8 @@ def ordered_map(
 
 
 def allocate(total: int, weights: np.ndarray, lo: int, cap: np.ndarray | int) -> np.ndarray:
-    """Split ``total`` into integers in ``[lo, cap]`` roughly proportional to ``weights`` above ``lo``.
+    """Split ``total`` into integers in ``[lo, cap]`` roughly proportional to ``weights`` above
+    ``lo``.
 
     Parameters
     ----------

@@ -22,7 +22,7 @@ from synth.common import allocate, ordered_map, progress_bar, rng_for
 
 log = logging.getLogger(__name__)
 
-# --- goodbooks model constants (documented in generate_goodbooks) -----------------------------------
+# --- goodbooks model constants (documented in generate_goodbooks) ---------------------------------
 GB_DIM = 32  # length of the latent taste vectors
 GB_POP_EXPONENT = 1.15  # a: selection weight ~ ratings_count ** a
 GB_BETA = 12.0  # beta: selection weight ~ exp(beta * affinity)
@@ -174,7 +174,8 @@ def _tag_rows(book_tags_csv: Path, goodreads_ids: np.ndarray) -> pl.DataFrame:
 def _book_vectors(
     books: pl.DataFrame, tag_rows: pl.DataFrame | None, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unit taste vectors per book (author + series + top tags + noise) and their author+series part."""
+    """Unit taste vectors per book (author + series + top tags + noise) and their author+series
+    part."""
     n = books.height
     d = GB_DIM
     # Authors: the first named author counts fully, co-authors a third.
@@ -226,7 +227,8 @@ def _book_vectors(
 
 @dataclass(frozen=True)
 class _GbTaste:
-    """What users are made of: cluster centres and shares, and the author/series part of each book."""
+    """What users are made of: cluster centres and shares, and the author/series part of each
+    book."""
 
     centres: np.ndarray  # (k, dim) unit
     share: np.ndarray  # (k,) cluster shares
@@ -237,7 +239,8 @@ class _GbTaste:
 def _gb_taste(
     v: np.ndarray, fandom: np.ndarray, popularity: np.ndarray, rng: np.random.Generator
 ) -> _GbTaste:
-    """Taste-cluster centres anchored on popular books, cluster shares, favourite-seed probabilities."""
+    """Taste-cluster centres anchored on popular books, cluster shares, favourite-seed
+    probabilities."""
     n = len(v)
     k = int(np.clip(round(math.sqrt(n) / 4), 2, 32))
     p = np.sqrt(popularity.astype(np.float64))
@@ -250,7 +253,8 @@ def _gb_taste(
 
 
 def _gb_users(rng: np.random.Generator, b: int, taste: _GbTaste) -> np.ndarray:
-    """``b`` unit user vectors: 1-3 taste clusters, 1-4 favourite authors/series, a personal deviation."""
+    """``b`` unit user vectors: 1-3 taste clusters, 1-4 favourite authors/series, a personal
+    deviation."""
     k = len(taste.centres)
     n_clusters = rng.choice(3, size=b, p=[0.5, 0.35, 0.15]) + 1
     picks = rng.choice(k, size=(b, 3), p=taste.share)
@@ -336,8 +340,9 @@ def _gb_block(
             picked.append((users[rated], top[rated], top_tilt[rated], users[reads], top[reads]))
     finally:
         workspaces.put(work)
-    r_user, r_book, r_tilt, t_user, t_book = (np.concatenate(c) for c in zip(*picked))
-    # By user; each user's rows in random order (the real file is in time order, not sampling order).
+    r_user, r_book, r_tilt, t_user, t_book = (np.concatenate(c) for c in zip(*picked, strict=True))
+    # By user; each user's rows in random order (the real file is in time order, not sampling
+    # order).
     r_order = np.lexsort((rng.random(len(r_user)), r_user))
     t_order = np.lexsort((rng.random(len(t_user)), t_user))
     r_user = r_user[r_order]
@@ -353,7 +358,8 @@ def _gb_block(
 
 
 def _stars(book: np.ndarray, score: np.ndarray, hist: np.ndarray) -> np.ndarray:
-    """Stars from each book's histogram: the book's raters ranked by score fill 1..5 in its proportions."""
+    """Stars from each book's histogram: the book's raters ranked by score fill 1..5 in its
+    proportions."""
     n_books = hist.shape[0]
     by_score = np.argsort(score, kind="stable")
     order = by_score[np.argsort(book[by_score], kind="stable")]  # by book, then score
@@ -387,26 +393,25 @@ def generate_goodbooks(
     Ratings and to-read pairs are generated; book metadata is copied from the real files (byte for
     byte, restricted to the books used). The model, with its constants (``GB_*`` in this module):
 
-    1. **Books.** Every book in ``books_csv`` (or, with ``n_books``, that many books with the highest
-       ``ratings_count``, ties to the lower ``book_id``) gets a unit latent vector in 32 dimensions,
-       ``normalise(1.0 * author + 0.6 * series + 1.0 * tags + 0.45 * noise)``. ``author`` is a random
-       unit vector per author name (first author fully, co-authors a third); ``series`` is a random
-       unit vector per series name parsed from the title ("Angels & Demons  (Robert Langdon, #1)" ->
-       "Robert Langdon"); ``tags`` sums random unit vectors of the book's 10 top tags in
-       ``book_tags_csv``, weighted by ``log(1 + count) * idf`` (so "to-read" counts for nothing;
-       books without tags borrow their author's mean tag direction). Books by one author, in one
-       series or on the same genre shelves point the same way. **The Dan Brown novels form a planted
-       cluster** this way: they share the author vector, four share the "Robert Langdon" series
-       vector, and their top tags overlap ("dan-brown", "brown-dan", "conspiracy",
-       "robert-langdon"). Nothing in the code names them.
+    1. **Books.** Every book in ``books_csv`` (or, with ``n_books``, that many books with the
+       highest ``ratings_count``, ties to the lower ``book_id``) gets a unit latent vector in 32
+       dimensions, ``normalise(1.0 * author + 0.6 * series + 1.0 * tags + 0.45 * noise)``.
+       ``author`` is a random unit vector per author name (first author fully, co-authors a third);
+       ``series`` is a random unit vector per series name parsed from the title
+       ("Angels & Demons  (Robert Langdon, #1)" -> "Robert Langdon"); ``tags`` sums random unit
+       vectors of the book's 10 top tags in ``book_tags_csv``, weighted by ``log(1 + count) * idf``
+       (so "to-read" counts for nothing; books without tags borrow their author's mean tag
+       direction). Books by one author, in one series or on the same genre shelves point the same
+       way. **The Dan Brown novels form a planted cluster** this way: they share the author vector,
+       four share the "Robert Langdon" series vector, and their top tags overlap ("dan-brown",
+       "brown-dan", "conspiracy", "robert-langdon"). Nothing in the code names them.
     2. **Users.** ``clip(round(sqrt(books) / 4), 2, 32)`` taste clusters (25 for 10,000 books) are
        centred on anchor books drawn with probability ~ ``sqrt(ratings_count)``, plus a random
-       direction; cluster sizes are Dirichlet(2). A user's vector is
-       ``normalise(cluster mix + 0.8 * fandom + 0.35 * noise)``: the cluster mix combines 1 (50 %),
-       2 (35 %) or 3 (15 %) clusters with Dirichlet(1) weights; ``fandom`` is the author+series
-       direction of 1-4 favourite books drawn with probability ~ ``ratings_count ** 1.15``, so a user
-       who is a fan of one Robert Langdon novel is a fan of the author and the series. Affinity is the
-       cosine ``<user, book>``.
+       direction; cluster sizes are Dirichlet(2). A user's vector is ``normalise(cluster mix + 0.8 *
+       fandom + 0.35 * noise)``: the cluster mix combines 1 (50 %), 2 (35 %) or 3 (15 %) clusters
+       with Dirichlet(1) weights; ``fandom`` is the author+series direction of 1-4 favourite books
+       drawn with probability ~ ``ratings_count ** 1.15``, so a user who is a fan of one Robert
+       Langdon novel is a fan of the author and the series. Affinity is the cosine ``<user, book>``.
     3. **Activity.** Ratings per user are long-tailed: a floor of 17 % of the mean (19 at full size,
        the real minimum) plus a log-normal (sigma 0.7) share of the rest, capped at the number of
        books and summing exactly to ``n_ratings``. To-read counts are log-normal (sigma 1.3; 10 % of
@@ -416,18 +421,18 @@ def generate_goodbooks(
        weight ``ratings_count ** 1.15 * exp(12 * affinity) / m_b``, where ``m_b`` is the mean of
        ``exp(12 * affinity)`` over a pilot panel of 4,096 users: taste decides *who* rates a book,
        while each book's expected share still follows ``ratings_count`` (at full size the most rated
-       book gets about 21,600 ratings, as The Hunger Games has 22,806 in the real file). To-read pairs
-       continue the same sample after the rated books, so they are never rated pairs.
-    5. **Stars.** Each rating gets a score ``0.7 * z + 0.45 * user_bias + 0.55 * noise``, where ``z``
-       is the user's affinity to the book standardised among that book's raters. Within each book,
-       raters ranked by score fill 1..5 stars in the proportions of the book's real
+       book gets about 21,600 ratings, as The Hunger Games has 22,806 in the real file). To-read
+       pairs continue the same sample after the rated books, so they are never rated pairs.
+    5. **Stars.** Each rating gets a score ``0.7 * z + 0.45 * user_bias + 0.55 * noise``, where
+       ``z`` is the user's affinity to the book standardised among that book's raters. Within each
+       book, raters ranked by score fill 1..5 stars in the proportions of the book's real
        ``ratings_1..ratings_5``: per-book star distributions match the real histograms, and users
        who like a book's author, series or genre rate it higher.
 
     What this gives at full size (seed 42): Spearman 0.99 between ``ratings_count`` and ratings per
-    book; 73 % of The Da Vinci Code's 9,806 raters also rate another Dan Brown novel, against 31 % of
-    all users; those who gave it 4-5 stars rate the other Dan Brown novels 4.20 on average, those who
-    gave it 1-3 stars 3.38.
+    book; 73 % of The Da Vinci Code's 9,806 raters also rate another Dan Brown novel, against 31 %
+    of all users; those who gave it 4-5 stars rate the other Dan Brown novels 4.20 on average, those
+    who gave it 1-3 stars 3.38.
 
     Rows are ordered by user; each user's rows are in random order. Blocks of 1,024 users each draw
     from their own generator derived from ``seed`` (on two threads), so the bytes depend only on the
@@ -468,7 +473,8 @@ def generate_goodbooks(
         raise InvalidArgument("n_ratings and n_users must be >= 1")
     if n_ratings < n_users:
         raise InvalidArgument(
-            f"{n_ratings:,} ratings cannot give each of {n_users:,} users one: ask for at least as many ratings as users"
+            f"{n_ratings:,} ratings cannot give each of {n_users:,} users one: "
+            "ask for at least as many ratings as users"
         )
     dest = Path(dest)
     books = _read_goodbooks_books(Path(books_csv))
@@ -543,7 +549,7 @@ def generate_goodbooks(
             parts.append(part)
             advance(len(part[0]))
     r_user, r_book, r_aff, r_bias, r_noise, t_user, t_book = (
-        np.concatenate(c) for c in zip(*parts)
+        np.concatenate(c) for c in zip(*parts, strict=True)
     )
     del parts
 

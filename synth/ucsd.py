@@ -17,7 +17,7 @@ from synth.common import allocate, distinct_ints, ordered_map, progress_bar, rng
 
 log = logging.getLogger(__name__)
 
-# --- UCSD model constants (documented in generate_ucsd) ---------------------------------------------
+# --- UCSD model constants (documented in generate_ucsd) -------------------------------------------
 UCSD_FULL = (228_648_342, 876_145, 2_360_650)  # interactions, users, books of the real dump
 UCSD_MAX_DENSITY = 0.02  # small samples get more users/books than proportional so this holds
 UCSD_GENRES = (
@@ -44,7 +44,8 @@ UCSD_BOOK_CHUNK = 131_072
 UCSD_GZIP_LEVEL = (
     1  # the books file is ~1 GB of JSON at full size: speed over the last 20 % of size
 )
-# Normal quantiles at the cumulative shares of 1..4 stars (3 %, 11 %, 33 %, 68 %) of rated UCSD rows.
+# Normal quantiles at the cumulative shares of 1..4 stars (3 %, 11 %, 33 %, 68 %) of rated UCSD
+# rows.
 UCSD_STAR_CUTS = np.array([-1.8808, -1.2265, -0.4399, 0.4677])
 
 
@@ -77,7 +78,8 @@ def _ucsd_sizes(n_interactions: int, n_users: int | None, n_books: int | None) -
 
 
 class _UcsdBooks:
-    """Book-side structure of the UCSD model, indexed by popularity rank within the whole catalogue."""
+    """Book-side structure of the UCSD model, indexed by popularity rank within the whole
+    catalogue."""
 
     def __init__(self, n_books: int, seed: int) -> None:
         rng = rng_for(seed, 10)
@@ -132,7 +134,8 @@ class _UcsdBooks:
 def _ucsd_group(
     books: _UcsdBooks, seed: int, group: int, first_user: int, n_per_user: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Interactions of one group of users, sorted by (user, book csv id), without duplicate pairs."""
+    """Interactions of one group of users, sorted by (user, book csv id), without duplicate
+    pairs."""
     rng = rng_for(seed, 11, group)
     b = len(n_per_user)
     m = books.n
@@ -364,7 +367,8 @@ _SHELF_EXTRA = {
 
 
 def _gzip_ndjson(frame: pl.DataFrame) -> bytes:
-    """The frame as JSON lines in one gzip member (fixed header time, so same rows give same bytes)."""
+    """The frame as JSON lines in one gzip member (fixed header time, so same rows give same
+    bytes)."""
     buf = io.BytesIO()
     frame.write_ndjson(buf)
     return gzip.compress(buf.getvalue(), compresslevel=UCSD_GZIP_LEVEL, mtime=0)
@@ -516,7 +520,8 @@ def _ucsd_book_frame(
 
 
 def _struct_lists(fields: dict[str, np.ndarray], keep: np.ndarray) -> pa.Array:
-    """Per row, a list of structs with string fields from the ``keep`` cells of each (rows, k) array."""
+    """Per row, a list of structs with string fields from the ``keep`` cells of each (rows, k)
+    array."""
     offsets = np.concatenate([[0], np.cumsum(keep.sum(axis=1))]).astype(np.int32)
     columns = [pa.array(a[keep]).cast(pa.string()) for a in fields.values()]
     values = pa.StructArray.from_arrays(columns, names=list(fields))
@@ -547,37 +552,38 @@ def generate_ucsd(
 
     Files (columns as documented for the real dump):
 
-    - ``goodreads_interactions.csv``: ``user_id,book_id,is_read,rating,is_reviewed`` with dense csv ids
-      (``0..n_users-1``, ``0..n_books-1``), ordered by user, each user's rows by book id; no duplicate
-      (user_id, book_id) pairs. ``rating`` 0 means shelved but not rated.
+    - ``goodreads_interactions.csv``: ``user_id,book_id,is_read,rating,is_reviewed`` with dense csv
+      ids (``0..n_users-1``, ``0..n_books-1``), ordered by user, each user's rows by book id; no
+      duplicate (user_id, book_id) pairs. ``rating`` 0 means shelved but not rated.
     - ``user_id_map.csv``: ``user_id_csv,user_id`` (32-character hex ids).
     - ``book_id_map.csv``: ``book_id_csv,book_id`` (distinct Goodreads-like integer ids).
-    - ``goodreads_books.json.gz``: one JSON object per book, every value a string as in the real dump:
-      book_id, work_id, title, title_without_series, authors (list of {"author_id", "role"}),
+    - ``goodreads_books.json.gz``: one JSON object per book, every value a string as in the real
+      dump: book_id, work_id, title, title_without_series, authors (list of {"author_id", "role"}),
       publication_year ("" when unknown), average_rating, ratings_count, image_url, url,
-      popular_shelves (list of {"count", "name"}, by count). Written as several gzip members
-      (a valid gzip file; gzip, DuckDB and polars read it whole).
+      popular_shelves (list of {"count", "name"}, by count). Written as several gzip members (a
+      valid gzip file; gzip, DuckDB and polars read it whole).
     - ``goodreads_book_authors.json.gz``: author_id, name, average_rating, ratings_count,
       text_reviews_count (the real dump's author file; optional for the loader).
 
-    The model: books have a popularity rank; rank ``r`` belongs to genre ``r % 16``, and within a genre
-    popularity falls off as ``(j + 3) ** -1.05`` (a long tail). Authors are runs of about 2.8 books of one
-    genre and similar popularity; 55 % of authors with two or more books write them as a numbered series.
-    Users' activity is log-normal (sigma 1.2, at least 1 interaction, at most half the books) summing
-    exactly to ``n_interactions``. Each user has a favourite genre and a loyalty (Beta(2, 3)): each shelved
-    book comes from the favourite genre with that probability, else from a genre drawn by overall genre
-    share, then by popularity within the genre. About half of the rows are read (per-user Beta(2.5, 2.6)),
-    about 93 % of read rows are rated (rated rows are read), and a few read rows are reviewed (per-user
-    Beta(0.35, 2.2)). Stars follow a latent score ``0.55 * book quality + 0.5 * user bias + 0.45 *
-    favourite-genre match + 0.7 * noise``, cut so that about 3/8/22/35/32 % of ratings are 1..5 stars.
-    Book metadata follows the written rows: average_rating is the mean written star rating (or a
-    quality-based value for books nobody rated), ratings_count is the written ratings plus a Poisson
-    number of ratings from outside the dump (never fewer than written), shelf counts scale with
-    the shelvings; titles, series ("Title (Series Name, #2)") and author names come from word lists.
+    The model: books have a popularity rank; rank ``r`` belongs to genre ``r % 16``, and within a
+    genre popularity falls off as ``(j + 3) ** -1.05`` (a long tail). Authors are runs of about 2.8
+    books of one genre and similar popularity; 55 % of authors with two or more books write them as
+    a numbered series. Users' activity is log-normal (sigma 1.2, at least 1 interaction, at most
+    half the books) summing exactly to ``n_interactions``. Each user has a favourite genre and a
+    loyalty (Beta(2, 3)): each shelved book comes from the favourite genre with that probability,
+    else from a genre drawn by overall genre share, then by popularity within the genre. About half
+    of the rows are read (per-user Beta(2.5, 2.6)), about 93 % of read rows are rated (rated rows
+    are read), and a few read rows are reviewed (per-user Beta(0.35, 2.2)). Stars follow a latent
+    score ``0.55 * book quality + 0.5 * user bias + 0.45 * favourite-genre match + 0.7 * noise``,
+    cut so that about 3/8/22/35/32 % of ratings are 1..5 stars. Book metadata follows the written
+    rows: average_rating is the mean written star rating (or a quality-based value for books nobody
+    rated), ratings_count is the written ratings plus a Poisson number of ratings from outside the
+    dump (never fewer than written), shelf counts scale with the shelvings; titles, series ("Title
+    (Series Name, #2)") and author names come from word lists.
 
     Users are generated in groups of 1,024, each with its own generator derived from ``seed``, and
-    written as they are made: memory is bounded by ``chunk_rows`` plus a few arrays per book, and the
-    bytes do not depend on ``chunk_rows``.
+    written as they are made: memory is bounded by ``chunk_rows`` plus a few arrays per book, and
+    the bytes do not depend on ``chunk_rows``.
 
     Parameters
     ----------

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from helpers import PUBLISHED_BOOTSTRAP, PUBLISHED_TRANSFORM, SAMPLE, build_warehouse
 
+from base.registry import fittable
 from warehouse.db import connect
 
 BOOKS_HEADER = (
@@ -32,22 +34,44 @@ def write_jsonl_file(path: Path, records: Iterable[dict], *, gz: bool = True) ->
 
 
 def books_csv_text(books: Iterable[tuple[int, int | str, str]]) -> str:
-    """A goodbooks books.csv with every column the loader reads, from (book_id, work_id, title) rows.
+    """A goodbooks books.csv with every column the loader reads, from (book_id, work_id, title).
 
     goodreads_book_id is 1000 + book_id.
     """
     lines = [BOOKS_HEADER]
     for book_id, work_id, title in books:
         lines.append(
-            f'{book_id},{1000 + book_id},{work_id},"Author {book_id}",2001.0,{title},{title},eng,4.0,100,'
+            f'{book_id},{1000 + book_id},{work_id},"Author {book_id}",2001.0,{title},{title},'
+            "eng,4.0,100,"
             f"1,2,3,4,5,http://img/{book_id}.jpg,http://img/{book_id}s.jpg"
         )
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture(scope="session")
+def published_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared published warehouse (see PUBLISHED_TRANSFORM): every kind fitted, evaluated.
+
+    Read-only for every test: one that writes (a digest's history, a refit) copies it first.
+    """
+    if not (SAMPLE / "ratings.csv.gz").exists():
+        pytest.fail(
+            f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)"
+        )
+    db = tmp_path_factory.mktemp("published") / "shelfwise.duckdb"
+    return build_warehouse(
+        db,
+        SAMPLE,
+        PUBLISHED_TRANSFORM,
+        fits={kind: {} for kind in fittable()},
+        tsne=("mf",),
+        n_boot=PUBLISHED_BOOTSTRAP,
+    )
+
+
 @pytest.fixture
 def write_csv() -> Callable[..., Path]:
-    """``write_csv(path, text, gz=False)``: a file of exactly these bytes (gzip-compressed when ``gz``)."""
+    """``write_csv(path, text, gz=False)``: a file of exactly these bytes (gzipped when ``gz``)."""
     return write_file
 
 
@@ -79,7 +103,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def goodbooks_dir(tmp_path: Path) -> Path:
-    """A tiny valid goodbooks folder: 4 users x 3 books (15 ratings), books, tags, book_tags, to_read."""
+    """A tiny valid goodbooks folder: 4 users x 3 books (15 ratings), books, tags, book_tags,
+    to_read."""
     folder = tmp_path / "goodbooks"
     ratings = ["user_id,book_id,rating"]
     ratings += [f"{u},{b},{(u + b) % 5 + 1}" for u in (1, 2, 3, 4) for b in (1, 2, 3)]
@@ -100,7 +125,8 @@ UCSD_INTERACTIONS_HEADER = "user_id,book_id,is_read,rating,is_reviewed"
 
 @pytest.fixture
 def ucsd_dir(tmp_path: Path) -> Path:
-    """A tiny valid UCSD folder: editions 100 and 101 of work 900, edition 200 of work 901 (csv ids 0, 1, 2)."""
+    """A tiny valid UCSD folder: editions 100 and 101 of work 900, edition 200 of work 901
+    (csv ids 0, 1, 2)."""
     folder = tmp_path / "ucsd"
     write_file(
         folder / "goodreads_interactions.csv",
@@ -123,7 +149,8 @@ def ucsd_dir(tmp_path: Path) -> Path:
         "2,ab2923b738ea3082f5f3efcbbfacb218\n",
     )
     write_file(folder / "book_id_map.csv", "book_id_csv,book_id\n0,100\n1,101\n2,200\n")
-    # As in the real dump: every scalar is a string, authors are {author_id, role}, extra fields exist.
+    # As in the real dump: every scalar is a string, authors are {author_id, role}, extra fields
+    # exist.
     write_jsonl_file(
         folder / "goodreads_books.json.gz",
         [

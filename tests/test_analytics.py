@@ -1,4 +1,5 @@
-"""Known-answer maths and properties of analytics/ on small matrices (pure functions, no database)."""
+"""Known-answer maths and properties of analytics/ on small matrices (pure functions, no
+database)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def block_matrix(n_users: int, n_books: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Two user groups each rating every book of their own group 5, minus one held-out book per user.
+    """Two user groups each rating every book of their own group 5, minus one held-out book per
+    user.
 
     Users and books alternate groups (index parity). Returns (train, held_out book per user).
     """
@@ -50,7 +52,8 @@ def block_matrix(n_users: int, n_books: int) -> tuple[sp.csr_matrix, np.ndarray]
 
 
 def biases_plus_low_rank(n_users: int, n_books: int, rank: int, seed: int) -> np.ndarray:
-    """``3 + b_u + b_i + P Q^T`` with every entry inside the 1..5 scale (so clipping never bites)."""
+    """``3 + b_u + b_i + P Q^T`` with every entry inside the 1..5 scale (so clipping never
+    bites)."""
     rng = np.random.default_rng(seed)
     b_u = rng.uniform(-0.5, 0.5, n_users)
     b_i = rng.uniform(-0.5, 0.5, n_books)
@@ -243,7 +246,8 @@ def test_als_is_deterministic_for_a_random_state():
 
 @pytest.fixture(scope="module")
 def half_observed() -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
-    """Biases + rank 3 + noise on 150 x 80, half the cells observed: (train, test users, test books, truth)."""
+    """Biases + rank 3 + noise on 150 x 80, half the cells observed: (train, test users, test books,
+    truth)."""
     rng = np.random.default_rng(4)
     n_users, n_books, rank = 150, 80, 3
     dense = (
@@ -443,7 +447,8 @@ def test_auc_against_random_oracle_reversed_random_and_constant():
     assert auc(lambda users: rng.random((len(users), n_books)).astype(np.float32)) == pytest.approx(
         0.5, abs=0.05
     )
-    # Ties count one half: a constant scorer is at chance wherever the positives sit in the catalogue.
+    # Ties count one half: a constant scorer is at chance wherever the positives sit in the
+    # catalogue.
     assert auc(lambda users: np.zeros((len(users), n_books), dtype=np.float32)) == pytest.approx(
         0.5
     )
@@ -462,7 +467,8 @@ def test_auc_against_random_oracle_reversed_random_and_constant():
     block=st.integers(1, 4),
 )
 def test_auc_equals_mann_whitney_from_average_ranks(seed, levels, n_users, block):
-    """The per-row key search gives exactly the textbook U statistic, ties (few score levels) included."""
+    """The per-row key search gives exactly the textbook U statistic, ties (few score levels)
+    included."""
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(seed)

@@ -1,4 +1,5 @@
-"""The ``shelfwise`` command: end to end on a tiny folder, one-line errors, warehouse choice, help."""
+"""The ``shelfwise`` command: end to end on a tiny folder, one-line errors, warehouse choice,
+help."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ SHELFWISE = Path(sys.executable).parent / "shelfwise"
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Run from tmp_path with no SHELFWISE_DB, so the default warehouse lands there; undo the CLI's logging setup."""
+    """Run from tmp_path with no SHELFWISE_DB, so the default warehouse lands there; undo the CLI's
+    logging setup."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SHELFWISE_DB", raising=False)
     root = logging.getLogger()
@@ -31,7 +33,8 @@ def isolated(tmp_path, monkeypatch):
 
 
 def run(*args: str) -> None:
-    """``shelfwise ARGS`` in this process; returns normally on success, raises SystemExit otherwise."""
+    """``shelfwise ARGS`` in this process; returns normally on success, raises SystemExit
+    otherwise."""
     main(list(args))
 
 
@@ -430,7 +433,8 @@ def test_transform_warns_about_rated_books_missing_from_the_books_file(
     assert (
         count(
             db,
-            "select count(*) from core.books where title is null and book_key in (select book_key from matrix.books)",
+            "select count(*) from core.books where title is null "
+            "and book_key in (select book_key from matrix.books)",
         )
         == 1
     )

@@ -1,12 +1,10 @@
-"""The dashboard without a browser: queries, figures, settings, pages rendered through the Flask app."""
+"""The dashboard without a browser: queries, figures, settings, pages through the Flask app."""
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,18 +12,13 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 import pytest
+from helpers import PUBLISHED_TRANSFORM
 
-from base.config import LoadConfig, PublishConfig, TransformConfig
 from dashboards import figures, queries
 from dashboards.app import DashboardSettings, create_app
 from dashboards.components import book_options, fmt_params
 from shelfwise import serving
-from shelfwise.pipeline.evaluate import evaluate
-from shelfwise.pipeline.fit import fit_and_publish
-from shelfwise.pipeline.tune import params_for
 from warehouse.db import connect, open_for_reading, writer
-from warehouse.load import load_dataset
-from warehouse.runner import run_transforms
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"
@@ -37,35 +30,9 @@ PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models")
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small published warehouse: the bundled sample cut to 30,000 ratings, every kind, evaluated."""
-    if not (SAMPLE / "ratings.csv.gz").exists():
-        pytest.fail(
-            f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)"
-        )
-    root = tmp_path_factory.mktemp("dashboard")
-    data = root / "goodbooks"
-    data.mkdir()
-    for name in ("books.csv.gz", "tags.csv.gz", "book_tags.csv.gz"):
-        shutil.copy(SAMPLE / name, data / name)
-    with (
-        gzip.open(SAMPLE / "ratings.csv.gz", "rt") as src,
-        gzip.open(data / "ratings.csv.gz", "wt") as dst,
-    ):
-        for i, line in enumerate(src):
-            if i > 30_000:
-                break
-            dst.write(line)
-    db = root / "shelfwise.duckdb"
-    with writer(db) as con:
-        load_dataset(con, LoadConfig(source="goodbooks", directory=data))
-        run_transforms(con, TransformConfig(min_book_ratings=10, min_user_ratings=5))
-        for kind in ("baseline", "svd", "als", "mf"):
-            fit_and_publish(
-                con, kind, params_for(con, kind), PublishConfig(neighbours=20, tsne=False)
-            )
-        evaluate(con, n_boot=10)
-    return db
+def warehouse(published_warehouse: Path) -> Path:
+    """The shared published warehouse (tests/conftest.py): every kind, evaluated; read only."""
+    return published_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +47,15 @@ def con(warehouse: Path) -> Iterator[Any]:
 
 
 class DashClient:
-    """Calls an app's layouts and callbacks the way the browser does, through its Flask test client."""
+    """Calls an app's layouts and callbacks as the browser does, through its Flask test client."""
 
     def __init__(self, app) -> None:
         self.client = app.server.test_client()
         self.deps = self.client.get("/_dash-dependencies").get_json()
 
     def call(self, output: str, values: dict[str, Any], changed: list[str] | None = None) -> dict:
-        """POST one callback whose output string contains ``output``; ``values`` maps "id.prop" -> value.
+        """POST one callback whose output string contains ``output``; ``values`` maps "id.prop" to a
+        value.
 
         ``changed`` lists the inputs that changed (default: every input given a value)."""
         dep = next(
@@ -185,7 +153,8 @@ def test_embeddings_panel_says_a_filtered_out_book_is_not_in_the_model(app, con)
 def test_a_user_the_filters_left_out_still_shows_their_ratings_and_why(app, con) -> None:
     client = DashClient(app)
     left_out, n = con.execute(
-        "select user_key, count(*) from core.ratings anti join matrix.users using (user_key) group by user_key order by user_key limit 1"
+        """select user_key, count(*) from core.ratings anti join matrix.users using (user_key)
+           group by user_key order by user_key limit 1"""
     ).fetchall()[0]
 
     out = client.call("usr-rated.children", {"usr-user.value": left_out, "usr-kind.value": "mf"})
@@ -298,7 +267,10 @@ def test_a_sql_injection_title_is_just_a_title_that_matches_nothing(
     # Quotes and LIKE wildcards are literal characters too.
     for literal in ("%", "_", "o'"):
         found = queries.search_books(con, literal, runs, 50)
-        assert all(literal in f"{t} {a}".lower() for t, a in zip(found["title"], found["authors"]))
+        assert all(
+            literal in f"{t} {a}".lower()
+            for t, a in zip(found["title"], found["authors"], strict=True)
+        )
 
 
 def test_reading_retries_a_locked_warehouse_then_says_it_is_busy(
@@ -322,9 +294,11 @@ def test_reading_retries_a_locked_warehouse_then_says_it_is_busy(
         raise queries.ShelfwiseError("cannot open warehouse: Could not set lock on file")
 
     monkeypatch.setattr(queries, "open_for_reading", locked)
-    with pytest.raises(queries.WarehouseUnavailable) as info:
-        with queries.reading(warehouse, pause=0.001):
-            pass
+    with (
+        pytest.raises(queries.WarehouseUnavailable) as info,
+        queries.reading(warehouse, pause=0.001),
+    ):
+        pass
     assert not info.value.missing
 
 
@@ -356,7 +330,8 @@ def test_user_recommendations_are_unrated_books_explained_by_rated_ones(con) -> 
     titles = {
         r[0]
         for r in con.execute(
-            "select b.title from core.ratings r join core.books b using (book_key) where r.user_key = ?",
+            """select b.title from core.ratings r join core.books b using (book_key)
+               where r.user_key = ?""",
             [user],
         ).fetchall()
     }
@@ -373,7 +348,8 @@ def test_favourite_recommendations_never_return_a_favourite(con) -> None:
     favourites = [
         r[0]
         for r in con.execute(
-            "select rb.book_key from models.run_books rb where run_id = ? order by book_idx limit 3",
+            """select rb.book_key from models.run_books rb where run_id = ?
+               order by book_idx limit 3""",
             [run],
         ).fetchall()
     ]
@@ -417,7 +393,7 @@ def test_activity_counts_add_up_to_the_users_books_and_ratings(con) -> None:
     assert (
         transform["ratings"] == con.execute("select count(*) from matrix.ratings").fetchall()[0][0]
     )
-    assert transform["params"]["min_book_ratings"] == 10
+    assert transform["params"]["min_book_ratings"] == PUBLISHED_TRANSFORM.min_book_ratings
 
 
 def test_neighbours_come_from_the_published_run(con) -> None:
@@ -552,7 +528,7 @@ def test_embedding_map_puts_two_highlight_traces_last() -> None:
         2
     ]  # no year: grey, not dropped
     assert "4 of 10 books (sampled)" in fig.layout.title.text
-    # dcc.Graph copies a clicked point's customdata from the figure as sent: it must be a plain list.
+    # dcc.Graph copies a clicked point's customdata from the figure as sent: a plain list.
     sent = json.loads(fig.to_json())
     assert [t["customdata"] for t in sent["data"][at:]] == [[2, 3], [1]]
     assert all(

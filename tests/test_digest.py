@@ -1,4 +1,5 @@
-"""The weekly digest: building, rendering, sending through a real SMTP server on 127.0.0.1, history, deploy files."""
+"""The weekly digest: building, rendering, sending through a real SMTP server on 127.0.0.1,
+history, deploy files."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ UNKNOWN = "Zzyzx Quuxbar Nonexistent"
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No mail settings or warehouse from the developer's environment; undo the CLI's logging setup."""
+    """No mail settings or warehouse from the developer's environment; undo the CLI's logging."""
     import os
 
     for name in list(os.environ):
@@ -66,62 +67,13 @@ def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root.setLevel(level)
 
 
-# ----------------------------------------------------------------------------- a tiny warehouse, once per module
-
-
-def _books_folder() -> Path:
-    """Real goodbooks book metadata to generate ratings over: the shared copy, else the repo's sample."""
-    for folder in (
-        REPO.parent / "shared" / "data" / "goodbooks-10k",
-        REPO / "data" / "sample" / "goodbooks",
-    ):
-        if any((folder / n).is_file() for n in ("books.csv.gz", "books.csv")):
-            return folder
-    pytest.fail(
-        "no goodbooks books.csv in ../shared/data/goodbooks-10k or data/sample/goodbooks to generate from"
-    )
-
-
-def _first(folder: Path, *names: str) -> Path | None:
-    return next((folder / n for n in names if (folder / n).is_file()), None)
+# ----------------------------------------------------------------------------- the warehouse
 
 
 @pytest.fixture(scope="module")
-def warehouse_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """400 most-rated real books, 3,000 generated users, 120,000 ratings; mf and als fitted (~4 s)."""
-    from base.config import LoadConfig, PublishConfig, TransformConfig
-    from base.registry import make_params
-    from shelfwise.pipeline.fit import fit_and_publish
-    from synth.goodbooks import generate_goodbooks
-    from warehouse.load import load_dataset
-    from warehouse.runner import run_transforms
-
-    src = _books_folder()
-    root = tmp_path_factory.mktemp("digest_warehouse")
-    data = root / "goodbooks"
-    generate_goodbooks(
-        data,
-        books_csv=_first(src, "books.csv.gz", "books.csv"),
-        tags_csv=_first(src, "tags.csv.gz", "tags.csv"),
-        book_tags_csv=_first(
-            src, "book_tags_book_subset.csv.gz", "book_tags.csv.gz", "book_tags.csv"
-        ),
-        n_ratings=120_000,
-        n_users=3_000,
-        n_books=400,
-        seed=1,
-        progress=False,
-    )
-    db = root / "warehouse.duckdb"
-    con = connect(db)
-    try:
-        load_dataset(con, LoadConfig(source="goodbooks", directory=data))
-        run_transforms(con, TransformConfig(min_user_ratings=5, min_book_ratings=5))
-        for kind in ("mf", "als"):
-            fit_and_publish(con, kind, make_params(kind), PublishConfig(tsne=False, neighbours=10))
-    finally:
-        con.close()
-    return db
+def warehouse_file(published_warehouse: Path) -> Path:
+    """The shared published warehouse (tests/conftest.py); tests that write use a copy (``db``)."""
+    return published_warehouse
 
 
 @pytest.fixture
@@ -153,7 +105,8 @@ def history(db: Path) -> list[tuple]:
         if not table_exists(c, "models", "digests"):
             return []
         return c.execute(
-            "select digest_id, rank, book_key, recipient, run_id from models.digests order by digest_id, rank"
+            """select digest_id, rank, book_key, recipient, run_id from models.digests
+               order by digest_id, rank"""
         ).fetchall()
 
 
@@ -226,7 +179,8 @@ def smtp_server() -> Iterator[Callable[..., Smtp]]:
                 and auth_data.login == USER.encode()
                 and auth_data.password == PASSWORD.encode()
             )
-            # handled=False: aiosmtpd answers a failure with "535 5.7.8 Authentication credentials invalid"
+            # handled=False: aiosmtpd answers a failure with
+            # "535 5.7.8 Authentication credentials invalid"
             return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
         controller = Controller(
@@ -307,7 +261,7 @@ def parse_cli(argv: list[str]) -> tuple[str, dict]:
     return argv[at], ctx.params
 
 
-# ============================================================================= favourites file, seed, settings
+# ====================================================================== favourites, seed, settings
 
 
 def test_read_favourites_accepts_json_and_lines(tmp_path: Path) -> None:
@@ -403,7 +357,7 @@ def test_smtp_settings_from_env_defaults_validation_and_secrecy() -> None:
         assert PASSWORD not in str(caught.value)
 
 
-# ============================================================================= count_genre (known answer)
+# ====================================================================== count_genre (known answer)
 
 
 def test_count_genre_matches_tag_substrings_case_insensitively() -> None:
@@ -424,7 +378,7 @@ def test_count_genre_matches_tag_substrings_case_insensitively() -> None:
     assert mail.count_genre(con, [1, 99], ["THRILLER"]) == 1
 
 
-# ============================================================================= build_digest on the tiny warehouse
+# =================================================================== build_digest on the warehouse
 
 
 def test_build_digest_is_reproducible_and_never_recommends_a_favourite(
@@ -528,7 +482,8 @@ def test_history_excludes_recent_digests_only(con: duckdb.DuckDBPyConnection) ->
     digest_id = mail.record(con, first, ["reader@example.org"], sent_at=now)
     assert digest_id == 1
     rows = con.execute(
-        "select rank, book_key, closest_key, recipient, run_id, kind, favourites from models.digests order by rank"
+        """select rank, book_key, closest_key, recipient, run_id, kind, favourites
+           from models.digests order by rank"""
     ).fetchall()
     assert [(r[0], r[1]) for r in rows] == list(enumerate(first.book_keys, 1))
     assert (
@@ -552,7 +507,8 @@ def test_history_excludes_recent_digests_only(con: duckdb.DuckDBPyConnection) ->
 
 
 def test_thriller_favourites_get_thrillers(con: duckdb.DuckDBPyConnection) -> None:
-    """The acceptance figure on tiny data: the Dan Brown digest holds >= 3 thrillers/mysteries, unlike Tolkien's."""
+    """The acceptance figure on small data: the Dan Brown digest holds >= 3 thrillers/mysteries,
+    unlike Tolkien's."""
     thrillers = mail.build_digest(
         con, DAN_BROWN, pick=3, n=8, kind="als", rng=np.random.default_rng(0), history_weeks=0
     )
@@ -641,7 +597,7 @@ def test_render_has_text_and_html_parts_with_every_book_escaped() -> None:
     assert "Inferno?" in text and "Inferno?" in page
 
 
-# ============================================================================= sending through the CLI
+# ============================================================================= sending via the CLI
 
 
 def _common(db: Path, favourites_file: Path, *extra: str) -> list[str]:
@@ -741,7 +697,8 @@ def test_second_digest_repeats_none_of_the_first(
         ("starttls", "STARTTLS extension not supported by server. (check SHELFWISE_SMTP_SECURITY)"),
         (
             "recipients",
-            "every recipient was refused: reader@example.org (550 5.1.1 No such user); second@example.org (550",
+            "every recipient was refused: reader@example.org (550 5.1.1 No such user); "
+            "second@example.org (550",
         ),
     ],
 )
@@ -835,8 +792,8 @@ def test_only_unknown_titles_is_an_error(db: Path, tmp_path: Path, capsys) -> No
     run = run_cli(capsys, *_common(db, f))
     assert run.code == 1
     assert (
-        f"none of the 1 favourite titles matches one book of the mf model: title '{UNKNOWN}' matches no book"
-        in run.err
+        "none of the 1 favourite titles matches one book of the mf model: "
+        f"title '{UNKNOWN}' matches no book" in run.err
     )
 
 
@@ -885,7 +842,7 @@ def shelfwise_argvs(commands: list[list[str]]) -> list[list[str]]:
 
 
 def systemd_unit(path: Path) -> dict[str, dict[str, list[str]]]:
-    """Sections -> key -> every value in order (systemd allows repeated keys, configparser does not)."""
+    """Sections -> key -> every value in order (systemd repeats keys; configparser cannot)."""
     unit: dict[str, dict[str, list[str]]] = {}
     section = None
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -922,7 +879,9 @@ def test_cron_entry_runs_refresh_then_digest_weekly(
     jobs = cron_jobs(DEPLOY / "shelfwise-digest.cron")
     assert len(jobs) == 1
     schedule, user, command = jobs[0]
-    for text, (lo, hi), names in zip(schedule, _CRON_RANGES, [None, None, None, None, _DAYS]):
+    for text, (lo, hi), names in zip(
+        schedule, _CRON_RANGES, [None, None, None, None, _DAYS], strict=True
+    ):
         assert _cron_field_ok(text, lo, hi, names), f"bad cron field {text!r}"
     assert schedule[2] == schedule[3] == "*" and re.fullmatch(
         r"[0-7]|mon|tue|wed|thu|fri|sat|sun", schedule[4], re.I

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
@@ -174,7 +175,7 @@ def test_goodbooks_plants_a_dan_brown_cluster(goodbooks: tuple[Path, dict[str, i
     by_liking = other_ratings.group_by(pl.col("user_id").is_in(list(liked)).alias("liked")).agg(
         pl.col("rating").mean()
     )
-    means = dict(zip(by_liking["liked"].to_list(), by_liking["rating"].to_list()))
+    means = dict(zip(by_liking["liked"].to_list(), by_liking["rating"].to_list(), strict=True))
     assert means[True] > means[False] + 0.4, means
     # Not only because generous users rate everything higher: relative to each user's own mean,
     # liking The Da Vinci Code goes with liking the other Dan Brown novels.
@@ -206,7 +207,7 @@ def test_goodbooks_series_books_are_rated_together(goodbooks: tuple[Path, dict[s
     lifts = []
     for _, group in books.filter(pl.col("series").is_not_null()).group_by("series"):
         ids = [b for b in group["book_id"].to_list() if len(raters.get(b, [])) >= 30]
-        for a, b in zip(ids, ids[1:]):
+        for a, b in pairwise(ids):
             ra, rb = set(raters[a]), set(raters[b])
             lifts.append(len(ra & rb) / len(ra) / (len(rb) / users))
     assert len(lifts) > 30
@@ -460,9 +461,13 @@ def test_ucsd_files_and_headers(ucsd: tuple[Path, dict[str, int]]) -> None:
 def test_ucsd_interactions_values(ucsd: tuple[Path, dict[str, int]]) -> None:
     dest, counts = ucsd
     con = duckdb.connect()
-    types = "{'user_id': 'BIGINT', 'book_id': 'BIGINT', 'is_read': 'INT', 'rating': 'INT', 'is_reviewed': 'INT'}"
+    types = (
+        "{'user_id': 'BIGINT', 'book_id': 'BIGINT', 'is_read': 'INT', 'rating': 'INT', "
+        "'is_reviewed': 'INT'}"
+    )
     con.execute(
-        "create table i as select * from read_csv(?, header = true, auto_detect = false, strict_mode = true, "
+        "create table i as select * from read_csv(?, header = true, auto_detect = false, "
+        "strict_mode = true, "
         f"columns = {types})",
         [str(dest / "goodreads_interactions.csv")],
     )

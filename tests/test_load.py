@@ -1,4 +1,5 @@
-"""Loading raw files: bad input stops with one clear line or goes to raw.rejects, and loads are all or nothing."""
+"""Loading raw files: bad input stops with one clear line or goes to raw.rejects, and loads are all
+or nothing."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def test_goodbooks_folder_loads_every_file(tmp_db, goodbooks_dir):
     assert rows(tmp_db, "select * from raw.goodbooks_to_read order by rowid") == [(1, 2), (9, 1)]
     log = rows(
         tmp_db,
-        "select load_id, source, raw_table, rows_read, rows_rejected from raw.load_log order by raw_table",
+        "select load_id, source, raw_table, rows_read, rows_rejected from raw.load_log "
+        "order by raw_table",
     )
     assert log == [
         (1, "goodbooks", "goodbooks_book_tags", 4, 0),
@@ -159,7 +161,8 @@ def test_toread_csv_is_an_alias_of_to_read(tmp_db, write_csv, ratings_folder):
     assert rows(tmp_db, "select * from raw.goodbooks_to_read order by rowid") == [(1, 7), (2, 8)]
 
 
-# --------------------------------------------------------------------------- input that stops the load
+# --------------------------------------------------------------------------- input that stops the
+# load
 
 
 def _truncated_gzip() -> tuple[bytes, int]:
@@ -304,7 +307,8 @@ def test_missing_folder_is_a_clear_error(tmp_db, tmp_path):
         load(tmp_db, tmp_path / "nowhere")
 
 
-# --------------------------------------------------------------------------- rows sent to raw.rejects
+# --------------------------------------------------------------------------- rows sent to
+# raw.rejects
 
 
 def test_non_numeric_id_is_rejected_with_its_line_and_counted(tmp_db, ratings_folder):
@@ -660,7 +664,8 @@ def test_duplicate_book_in_json_lines_is_rejected_with_its_line(
     )
 
 
-# --------------------------------------------------------------------------- all or nothing, and idempotence
+# --------------------------------------------------------------------------- all or nothing, and
+# idempotence
 
 
 BAD_SECOND_FOLDERS = {
@@ -800,7 +805,8 @@ def test_ucsd_folder_loads_and_transforms_with_editions_collapsed_to_works(tmp_d
     ]
     assert rows(
         tmp_db,
-        "select book_key, source_book_id, title, authors, top_tags from core.books order by book_key",
+        "select book_key, source_book_id, title, authors, top_tags from core.books "
+        "order by book_key",
     ) == [
         (
             900,

@@ -1,4 +1,5 @@
-"""One behaviour suite run against every factor model kind, through the pipeline's fit_model dispatch."""
+"""One behaviour suite run against every factor model kind, through the pipeline's fit_model
+dispatch."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class Planted:
     """Two taste groups (index parity) over books with planted user and book biases.
 
     Each user rated every book of their own group (high) but one, held out as ``planted``, and four
-    books of the other group (low), one of which is held out too. ``test`` holds both held-out cells.
+    books of the other group (low), one of which is held out too. ``test`` holds both held-out
+    cells.
     """
 
     train: sp.csr_matrix

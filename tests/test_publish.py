@@ -1,4 +1,5 @@
-"""Atomic publishing of fitted runs into a real DuckDB file: failures keep the old run, retention, views."""
+"""Atomic publishing of fitted runs into a real DuckDB file: failures keep the old run, retention,
+views."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from base.registry import make_params
 from shelfwise import serving
 from shelfwise.pipeline.fit import fit_and_publish
 from warehouse import store
+from warehouse.catalog import TABLES, read_model
 from warehouse.db import connect
 from warehouse.load import load_dataset
-from warehouse.catalog import TABLES, read_model
 from warehouse.runner import run_transforms
 
 BOOKS_COLUMNS = [
@@ -58,7 +59,8 @@ SMALL = {
 
 
 def write_goodbooks(folder: Path, *, seed: int = 0) -> Path:
-    """A goodbooks folder: ratings.csv from two taste groups (book parity) and a books.csv with titles."""
+    """A goodbooks folder: ratings.csv from two taste groups (book parity) and a books.csv with
+    titles."""
     rng = np.random.default_rng(seed)
     users, books = np.meshgrid(np.arange(1, N_USERS + 1), np.arange(1, N_BOOKS + 1), indexing="ij")
     liked = users % 2 == books % 2
@@ -171,7 +173,8 @@ def latest(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def published_state(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, list[tuple]]:
-    """What readers see of a kind: its factors, biases, neighbours and metrics through main.* views."""
+    """What readers see of a kind: its factors, biases, neighbours and metrics through main.*
+    views."""
     return {
         view: rows(
             con, f"select * exclude (kind) from main.{view} where kind = ? order by all", [kind]
@@ -378,14 +381,17 @@ def test_sql_cosine_neighbours_agree_with_the_stored_ones(warehouse, kind):
         """
         with f as (select book_idx, vector from main.book_factors where kind = $kind),
         pairs as (
-            select a.book_idx, b.book_idx as neighbour_idx, list_cosine_similarity(a.vector, b.vector) as score
+            select a.book_idx, b.book_idx as neighbour_idx,
+                list_cosine_similarity(a.vector, b.vector) as score
             from f as a inner join f as b on a.book_idx <> b.book_idx
         ),
         ranked as (
-            select *, row_number() over (partition by book_idx order by score desc, neighbour_idx) as rank
+            select *,
+                row_number() over (partition by book_idx order by score desc, neighbour_idx) as rank
             from pairs
         )
-        select book_idx, rank, neighbour_idx, score from ranked where rank <= 5 order by book_idx, rank
+        select book_idx, rank, neighbour_idx, score from ranked where rank <= 5
+        order by book_idx, rank
     """,
         {"kind": kind},
     )  # type: ignore[arg-type]
@@ -398,7 +404,7 @@ def test_sql_cosine_neighbours_agree_with_the_stored_ones(warehouse, kind):
     assert len(sql) == len(stored) == N_BOOKS * 5
     sql_scores = np.array([r[3] for r in sql])
     np.testing.assert_allclose([r[3] for r in stored], sql_scores, atol=1e-5)
-    for (book, rank, sql_n, score), (_, _, stored_n, _) in zip(sql, stored):
+    for (book, rank, sql_n, score), (_, _, stored_n, _) in zip(sql, stored, strict=True):
         # Near-ties may come in either order; anything clearly separated must match exactly.
         others = [s for (b, r, _, s) in sql if b == book and r != rank]
         if all(abs(score - s) > 1e-5 for s in others):
@@ -410,7 +416,8 @@ def test_retransform_with_other_filters_does_not_mislabel_an_older_run(warehouse
     old_mapping = rows(warehouse, "select book_idx, book_key from matrix.books order by book_idx")
     old_view = rows(
         warehouse,
-        "select book_idx, book_key, title, vector from main.book_factors where run_id = ? order by book_idx",
+        "select book_idx, book_key, title, vector from main.book_factors where run_id = ? "
+        "order by book_idx",
         [old],
     )
 
@@ -431,7 +438,8 @@ def test_retransform_with_other_filters_does_not_mislabel_an_older_run(warehouse
     assert (
         rows(
             warehouse,
-            "select book_idx, book_key, title, vector from main.book_factors where run_id = ? order by book_idx",
+            "select book_idx, book_key, title, vector from main.book_factors where run_id = ? "
+            "order by book_idx",
             [old],
         )
         == old_view

@@ -1,4 +1,5 @@
-"""Title resolution, recommendations and the similar/recommend CLI on a tiny warehouse with chosen titles."""
+"""Title resolution, recommendations and the similar/recommend CLI on a tiny warehouse with
+chosen titles."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
+from helpers import build_warehouse
 
-from base.config import LoadConfig, PublishConfig, TransformConfig
+from base.config import PublishConfig, TransformConfig
 from base.errors import ShelfwiseError
-from base.registry import make_params
 from shelfwise.cli import main
-from shelfwise.pipeline.fit import fit_and_publish
 from shelfwise.serving import (
     TitleNotFound,
     recommend_for_books,
@@ -25,8 +25,6 @@ from shelfwise.serving import (
     similar,
 )
 from warehouse.db import connect
-from warehouse.load import load_dataset
-from warehouse.runner import run_transforms
 
 BOOKS_COLUMNS = [
     "book_id",
@@ -77,7 +75,8 @@ SMALL = {
 
 
 def write_goodbooks(folder: Path, seed: int = 0) -> Path:
-    """Ratings from two taste groups (user parity vs the book's group) and a books.csv with BOOKS' titles."""
+    """Ratings from two taste groups (user parity vs the book's group) and a books.csv with
+    BOOKS' titles."""
     rng = np.random.default_rng(seed)
     book_ids = np.array(sorted(BOOKS))
     group = np.array([BOOKS[b][3] for b in book_ids])
@@ -126,19 +125,15 @@ def write_goodbooks(folder: Path, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def db_file(tmp_path_factory) -> Path:
-    """A warehouse file with every kind fitted once; tests open it themselves and must not change it."""
+    """A warehouse file with every kind fitted once; tests open it and must not change it."""
     root = tmp_path_factory.mktemp("queries")
-    path = root / "shelfwise.duckdb"
-    con = connect(path)
-    try:
-        load_dataset(con, LoadConfig("goodbooks", write_goodbooks(root / "goodbooks")))  # type: ignore[arg-type]
-        run_transforms(con, TransformConfig(min_user_ratings=1, min_book_ratings=1))
-        for kind, overrides in SMALL.items():
-            fit_and_publish(con, kind, make_params(kind, overrides), PUBLISH)
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    return path
+    return build_warehouse(
+        root / "shelfwise.duckdb",
+        write_goodbooks(root / "goodbooks"),
+        TransformConfig(min_user_ratings=1, min_book_ratings=1),
+        fits=SMALL,
+        publish=PUBLISH,
+    )
 
 
 @pytest.fixture
@@ -255,7 +250,8 @@ def test_recommend_for_user_never_returns_a_rated_book(con, kind):
     test_keys = {
         k
         for (k,) in con.execute(
-            """select b.book_key from matrix.ratings as r inner join matrix.books as b using (book_idx)
+            """select b.book_key
+               from matrix.ratings as r inner join matrix.books as b using (book_idx)
            where r.split = 'test'"""
         ).fetchall()
     }

@@ -1,4 +1,4 @@
-"""Every SQL file has one home in the catalog: fixed tables, transform models, checks, main views."""
+"""Every SQL file has one home in the catalog: fixed tables, transform models, checks, views."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ LISTS = {"tables": TABLES, "models": MODELS, "checks": CHECKS, "views": VIEWS}
 
 
 def test_every_sql_file_is_in_exactly_one_list_and_every_listed_file_exists():
-    on_disk = sorted(str(p.relative_to(sql_dir()).with_suffix("")) for p in sql_dir().rglob("*.sql"))
+    on_disk = sorted(
+        str(p.relative_to(sql_dir()).with_suffix("")) for p in sql_dir().rglob("*.sql")
+    )
     listed = [name for names in LISTS.values() for name in names]
     assert len(listed) == len(set(listed)), "a file in two lists"
     assert sorted(listed) == on_disk

@@ -1,4 +1,5 @@
-"""The SQL models and their runner: run order, headers, bound parameters, and known answers on a few rows."""
+"""The SQL models and their runner: run order, headers, bound parameters, and known answers on a few
+rows."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ DOLLAR = re.compile(r"\$(\w*)")
 
 
 def code_of(sql: str) -> str:
-    """The SQL without comments and string literals (what the engine reads as identifiers and params)."""
+    """The SQL without comments and string literals (what the engine reads as identifiers and
+    params)."""
     no_comments = re.sub(r"--[^\n]*", "", sql)
     return re.sub(r"'(?:[^']|'')*'", "''", no_comments)
 
@@ -57,7 +59,8 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> lis
 
 
 def insert_ratings(con: duckdb.DuckDBPyConnection, ratings: list[tuple[int, int, int]]) -> None:
-    """Goodbooks ratings (user_id, book_id, rating) in this source order; no books.csv, so book_key = -book_id."""
+    """Goodbooks ratings (user_id, book_id, rating) in this source order; no books.csv, so book_key
+    = -book_id."""
     if ratings:
         con.executemany("insert into raw.goodbooks_ratings values (?, ?, ?)", ratings)
 
@@ -72,7 +75,8 @@ def matrix_ratings(con: duckdb.DuckDBPyConnection) -> set[tuple[int, int]]:
         rows(
             con,
             """select u.user_key, b.book_key from matrix.ratings r
-                            join matrix.users u using (user_idx) join matrix.books b using (book_idx)""",
+                            join matrix.users u using (user_idx)
+                            join matrix.books b using (book_idx)""",
         )
     )
 
@@ -89,7 +93,8 @@ def contents(
     return {f"{s}.{t}": rows(con, f"select * from {s}.{t} order by all") for s, t in tables}
 
 
-# --------------------------------------------------------------------------- run order and SQL hygiene
+# --------------------------------------------------------------------------- run order and SQL
+# hygiene
 
 
 def model_files(*folders: str) -> list[str]:
@@ -301,7 +306,8 @@ def test_to_read_is_mapped_onto_matrix_indices(tmp_db):
 
 def grid_ratings(con: duckdb.DuckDBPyConnection, n_users: int = 200, n_books: int = 100) -> int:
     con.execute(
-        "insert into raw.goodbooks_ratings select u, b, 1 + (u * 7 + b) % 5 from range(?) t(u), range(?) s(b)",
+        "insert into raw.goodbooks_ratings select u, b, 1 + (u * 7 + b) % 5 "
+        "from range(?) t(u), range(?) s(b)",
         [n_users, n_books],
     )
     return n_users * n_books
@@ -324,7 +330,7 @@ def test_random_split_is_deterministic_for_a_seed_and_differs_across_seeds(tmp_d
     assert first == again
     assert len(first) == len(other) == 20_000
     assert (
-        sum(a != b for a, b in zip(first, other)) > 2_000
+        sum(a != b for a, b in zip(first, other, strict=True)) > 2_000
     )  # independent splits differ in ~32% of cells
 
 
@@ -364,7 +370,8 @@ def test_train_and_test_partition_the_filtered_ratings(tmp_db, split):
     in_matrix = rows(
         tmp_db,
         """select u.user_key, b.book_key, r.rating from matrix.ratings r
-                                join matrix.users u using (user_idx) join matrix.books b using (book_idx)
+                                join matrix.users u using (user_idx)
+                                join matrix.books b using (book_idx)
                                 order by all""",
     )
     assert filtered and in_matrix == filtered
@@ -403,7 +410,8 @@ def test_temporal_split_holds_out_each_users_latest_ratings_in_file_order(
     test = set(
         rows(
             tmp_db,
-            """select u.user_key, b.book_key from matrix.ratings r join matrix.users u using (user_idx)
+            """select u.user_key, b.book_key from matrix.ratings r
+                               join matrix.users u using (user_idx)
                                join matrix.books b using (book_idx) where split = 'test'""",
         )
     )
@@ -416,7 +424,8 @@ def test_temporal_split_holds_out_each_users_latest_ratings_in_file_order(
 def reference_matrix(
     ratings: set[tuple[int, int]], min_user: int, min_book: int, kcore: bool
 ) -> set[tuple[int, int]]:
-    """The documented filter in plain Python: books first, then users, one pass (or repeated to a fixed point)."""
+    """The documented filter in plain Python: books first, then users, one pass (or repeated to a
+    fixed point)."""
     book_n = Counter(b for _, b in ratings)
     kept = {(u, b) for u, b in ratings if book_n[b] >= min_book}
     user_n = Counter(u for u, _ in kept)
@@ -556,7 +565,8 @@ def insert_ucsd_book(
     shelves: str = "[]",
 ) -> None:
     con.execute(
-        "insert into raw.ucsd_books (book_id, work_id, title, ratings_count, authors, popular_shelves) "
+        "insert into raw.ucsd_books "
+        "(book_id, work_id, title, ratings_count, authors, popular_shelves) "
         "values (?, ?, ?, ?, '[]', ?)",
         [book_id, work_id, title, ratings_count, shelves],
     )
@@ -564,7 +574,8 @@ def insert_ucsd_book(
 
 def test_core_books_has_one_row_per_book_key_with_goodbooks_winning_a_shared_work(tmp_db):
     tmp_db.execute(
-        "insert into raw.goodbooks_books (book_id, goodreads_book_id, work_id, title, ratings_count) "
+        "insert into raw.goodbooks_books "
+        "(book_id, goodreads_book_id, work_id, title, ratings_count) "
         "values ('1', '11', '501', 'GB One', '10'), ('2', '12', '502', 'GB Two', '20')"
     )
     insert_ucsd_book(tmp_db, "100", "501", "UCSD edition of 501", "9999")
@@ -645,7 +656,8 @@ def test_top_tags_are_the_five_most_shelved_genre_tags(tmp_db, goodbooks_dir, wr
         "777",
         "UCSD",
         "1",
-        '[{"count": "40", "name": "to-read"}, {"count": "9", "name": "Sci-Fi"}, {"count": "3", "name": "owned"}]',
+        '[{"count": "40", "name": "to-read"}, {"count": "9", "name": "Sci-Fi"}, '
+        '{"count": "3", "name": "owned"}]',
     )
 
     transform(tmp_db, min_user_ratings=1, min_book_ratings=1)
@@ -681,12 +693,14 @@ def test_ucsd_editions_of_one_work_collapse_to_the_users_strongest_signal(tmp_db
     ]  # the later edition's row
 
 
-# --------------------------------------------------------------------------- core.user_activity, core.book_activity
+# --------------------------------------------------------------------------- core.user_activity,
+# core.book_activity
 
 
 def test_activity_counts_every_source_before_the_filters_with_unrated_shelvings_apart(tmp_db):
     insert_ratings(tmp_db, [(1, 1, 5), (1, 2, 4), (2, 1, 5), (2, 2, 1), (3, 1, 3)])
-    # UCSD user 1 is not goodbooks user 1; (user, book_csv, is_read, rating, is_reviewed), rating 0 = shelved only.
+    # UCSD user 1 is not goodbooks user 1; (user, book_csv, is_read, rating, is_reviewed), rating 0
+    # = shelved only.
     tmp_db.execute(
         "insert into raw.ucsd_interactions values (1, 5, 1, 4, 0), (1, 6, 0, 0, 0), (4, 6, 0, 0, 0)"
     )

@@ -1,4 +1,5 @@
-"""Tuning on a validation carve of train only: the carve, the poisoned-test proof, storage, and the new maths."""
+"""Tuning on a validation carve of train only: the carve, the poisoned-test proof, storage, and the
+new maths."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ TINY: dict[str, dict[str, list]] = {
 
 
 def write_goodbooks(folder: Path, *, seed: int = 0) -> Path:
-    """ratings.csv from two taste groups (index parity) with user/book biases; books.csv with titles."""
+    """ratings.csv from two taste groups (index parity) with user/book biases; books.csv with
+    titles."""
     rng = np.random.default_rng(seed)
     users, books = np.meshgrid(np.arange(1, N_USERS + 1), np.arange(1, N_BOOKS + 1), indexing="ij")
     taste = np.where(users % 2 == books % 2, 1.0, -1.0)
@@ -91,7 +93,7 @@ def warehouse(tmp_db: duckdb.DuckDBPyConnection, tmp_path: Path) -> duckdb.DuckD
 
 def cells(m: sp.csr_matrix) -> set[tuple[int, int]]:
     u, b = m.nonzero()
-    return set(zip(u.tolist(), b.tolist()))
+    return set(zip(u.tolist(), b.tolist(), strict=True))
 
 
 def random_ratings(n_users: int, n_books: int, density: float, seed: int) -> sp.csr_matrix:
@@ -122,14 +124,15 @@ def test_carve_partitions_train_and_is_seeded(seed, fraction, density):
 
 def test_carve_holds_out_about_the_fraction_and_the_seed_matters():
     train = random_ratings(300, 200, 0.3, seed=2)  # about 18,000 cells
-    fit, val = carve_validation(train, fraction=0.15, random_state=0)
+    _, val = carve_validation(train, fraction=0.15, random_state=0)
     assert abs(val.nnz / train.nnz - 0.15) < 0.01
     _, other = carve_validation(train, fraction=0.15, random_state=1)
     assert cells(val) != cells(other)
 
 
 def test_a_cells_side_depends_only_on_its_own_indices():
-    """Dropping other cells (or changing their ratings) never moves a cell between fit and validation."""
+    """Dropping other cells (or changing their ratings) never moves a cell between fit and
+    validation."""
     train = random_ratings(60, 40, 0.5, seed=3)
     _, val = carve_validation(train, fraction=0.2, random_state=7)
     thinned = train.tolil()
@@ -149,7 +152,8 @@ def test_the_carve_of_the_warehouse_train_split_never_touches_test(warehouse):
     assert cells(val).isdisjoint(cells(data.test)) and cells(fit).isdisjoint(cells(data.test))
 
 
-# ----------------------------------------------------------------------------- tuning never reads test
+# ----------------------------------------------------------------------------- tuning never reads
+# test
 
 
 def poison_test_split(con: duckdb.DuckDBPyConnection, how: str) -> None:
@@ -203,7 +207,8 @@ def test_tune_stores_one_row_that_fit_uses_and_overrides_beat(warehouse):
         warehouse, "baseline", space=TINY["baseline"], random_state=0, step=lambda m: None
     )
     rows = warehouse.execute(
-        "select kind, params, metric, value, input_fingerprint, validation_fraction, seed, trials from models.tuned"
+        "select kind, params, metric, value, input_fingerprint, validation_fraction, seed, trials "
+        "from models.tuned"
     ).fetchall()
     assert len(rows) == 1
     kind, params, metric, value, fingerprint, fraction, seed, trials = rows[0]
@@ -258,7 +263,8 @@ def test_an_unknown_axis_fails_before_any_fit(warehouse):
 
 
 def test_a_block_of_axes_is_searched_jointly(warehouse):
-    """Every combination of a block is tried: a point two single-axis moves would not reach is found."""
+    """Every combination of a block is tried: a point two single-axis moves would not reach is
+    found."""
     block = ("weighting", "regularization")
     result = search(
         "als",
@@ -290,7 +296,8 @@ def test_parse_axis_types_values_by_the_params_field():
         parse_axis("rank=3", "mf")
 
 
-# ----------------------------------------------------------------------------- known answers: new maths
+# ----------------------------------------------------------------------------- known answers: new
+# maths
 
 
 def test_row_grams_match_a_dense_sum_of_outer_products():
@@ -369,10 +376,10 @@ def test_als_with_bm25_confidence_ranks_the_held_out_in_group_book_first():
 def choice_reveals_taste(seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
     """Users whose ratings say nothing about their taste, but whose choice of books does.
 
-    Books 0-9 split the two groups (group A rates them 5, group B 1); books 10-19 are rated 3 by all,
-    but group A picks them from 10-14 and group B from 15-19. "Cold" users rated only three neutral
-    books: their held-out taste books are predictable from *which* books they chose, not from values.
-    Returns (train, cold users' held-out users, books, truth).
+    Books 0-9 split the two groups (group A rates them 5, group B 1); books 10-19 are rated 3 by
+    all, but group A picks them from 10-14 and group B from 15-19. "Cold" users rated only three
+    neutral books: their held-out taste books are predictable from *which* books they chose, not
+    from values. Returns (train, cold users' held-out users, books, truth).
     """
     rng = np.random.default_rng(seed)
     n_warm, n_cold = 200, 60

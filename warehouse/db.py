@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def memory_limit() -> str:
-    """DuckDB memory limit; ``SHELFWISE_MEMORY_LIMIT`` overrides the default that keeps RSS well under 12 GB."""
+    """DuckDB memory limit; ``SHELFWISE_MEMORY_LIMIT`` overrides the default that keeps RSS well
+    under 12 GB."""
     return os.environ.get("SHELFWISE_MEMORY_LIMIT", "8GB")
 
 
@@ -51,7 +52,8 @@ def connect(db_path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyC
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """The schemas, the fixed tables of ``sql/`` (catalog.TABLES) and every raw table, if missing."""
+    """The schemas, the fixed tables of ``sql/`` (catalog.TABLES) and every raw table, if
+    missing."""
     for schema in SCHEMAS:  # identifiers from our own allow-list
         con.execute(f"create schema if not exists {schema}")
     for name in TABLES:
@@ -114,7 +116,8 @@ def snapshot_path(db_path: Path | str) -> Path:
 
 
 def require_warehouse(db_path: Path | str) -> Path:
-    """The warehouse file, or a one-line error: commands other than load never create one at a typo."""
+    """The warehouse file, or a one-line error: commands other than load never create one at a
+    typo."""
     path = Path(db_path)
     if not path.exists():
         raise ShelfwiseError(f"no warehouse at {db_path}: run `shelfwise load goodbooks DIR` first")
@@ -153,12 +156,13 @@ def publish_snapshot(db_path: Path | str) -> Path:
     return target
 
 
-# Statement types a user's ad-hoc SQL may run: queries only (show/describe/summarize parse as select).
+# Statement types a user's ad-hoc SQL may run: queries only (show/describe/summarize parse as
+# select).
 QUERY_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
 
 
-def run_user_query(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyConnection:
-    """Execute a user's SQL on a reading connection, allowing queries only.
+def guard_user_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Let a user's SQL run on this reading connection only if it holds queries alone.
 
     The warehouse is attached read-only, but a connection could detach it and attach the file again
     writable, or read and write other files (``copy ... to``, ``read_csv('/etc/passwd')``). So every
@@ -175,11 +179,17 @@ def run_user_query(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBP
         kind = statement.type.name
         if kind not in QUERY_STATEMENTS:
             raise ShelfwiseError(
-                f"only queries run here (select, show, describe, explain, pragma, call), not {kind.lower()}: "
+                "only queries run here (select, show, describe, explain, pragma, call), "
+                f"not {kind.lower()}: "
                 "the warehouse changes only through shelfwise commands"
             )
     con.execute("set enable_external_access = false")
     con.execute("set lock_configuration = true")
+
+
+def run_user_query(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyConnection:
+    """Execute a user's SQL on a reading connection, queries only (:func:`guard_user_query`)."""
+    guard_user_query(con, query)
     try:
         return con.execute(query)
     except duckdb.Error as exc:

@@ -56,7 +56,8 @@ class RemoteFile:
             raise ValueError(f"RemoteFile name must be a plain file name, got {self.name!r}")
         if self.sha256 is not None and not _SHA256_RE.match(self.sha256):
             raise ValueError(
-                f"RemoteFile {self.name}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}"
+                f"RemoteFile {self.name}: sha256 must be 64 lower-case hex digits, "
+                f"got {self.sha256!r}"
             )
 
 
@@ -312,7 +313,8 @@ def _download_one(
             )
         else:
             log.warning(
-                "%s is there but has no known checksum (no pinned value, no %s): downloading it again",
+                "%s is there but has no known checksum (no pinned value, no %s): "
+                "downloading it again",
                 final,
                 sidecar.name,
             )
@@ -352,7 +354,8 @@ def _download_one(
         part.unlink(missing_ok=True)
         validator_file.unlink(missing_ok=True)
         raise ShelfwiseError(
-            f"checksum mismatch for {remote.name} from {url}: expected sha256 {expected} ({expected_from}), "
+            f"checksum mismatch for {remote.name} from {url}: "
+            f"expected sha256 {expected} ({expected_from}), "
             f"got {actual}; the download was deleted"
         )
     os.replace(part, final)
@@ -372,7 +375,8 @@ def _download_one(
 
 
 def _attempt(url: str, part: Path, validator_file: Path, *, timeout: float, bar, task) -> None:
-    """One HTTP request appending to (or restarting) ``part``; returns once it holds the whole file."""
+    """One HTTP request appending to (or restarting) ``part``; returns once it holds the whole
+    file."""
     offset = _size(part)
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:

@@ -35,7 +35,8 @@ class FileReport:
 
 
 def find_file(directory: Path, spec: RawFile) -> Path | None:
-    """The folder's file for ``spec``: the first of its names and suffixes present (a warning if several)."""
+    """The folder's file for ``spec``: the first of its names and suffixes present (a warning if
+    several)."""
     present = [
         directory / f"{name}{suffix}" for name in spec.names for suffix in SUFFIXES[spec.fmt]
     ]
@@ -59,8 +60,7 @@ def sha256_of(path: Path) -> str:
 
 
 def _open_text(path: Path):
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    return raw
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
 def read_header(path: Path) -> list[str]:
@@ -86,7 +86,8 @@ def check_header(path: Path, spec: RawFile) -> None:
     expected = [c.name for c in spec.columns]
     if all(h.lstrip("-").replace(".", "").isdigit() for h in header if h):
         raise BadInputError(
-            f"{path}: line 1: missing header: expected columns {','.join(expected)}, found data {','.join(header)!r}"
+            f"{path}: line 1: missing header: expected columns {','.join(expected)}, "
+            f"found data {','.join(header)!r}"
         )
     missing = [c for c in expected if c not in header]
     if missing:
@@ -124,7 +125,10 @@ def _reader_sql(path: Path, spec: RawFile, *, plain_integers: bool = False) -> s
         cols = ", ".join(f"'{c.name}': '{c.type}'" for c in spec.columns)
         return f"read_json(?, format = 'newline_delimited', columns = {{{cols}}})"
     if spec.all_text:
-        return "read_csv(?, header = true, delim = ',', quote = '\"', all_varchar = true, strict_mode = true)"
+        return (
+            "read_csv(?, header = true, delim = ',', quote = '\"', all_varchar = true, "
+            "strict_mode = true)"
+        )
     # Unless the bytes prove every field a plain integer, columns are read as text and cast by
     # _typed_query: DuckDB's own cast would turn "1.5" into 2.
     types = ", ".join(
@@ -152,7 +156,8 @@ INTEGER_TYPES = (
 
 
 def _typed_query(spec: RawFile, reader: str) -> str:
-    """Typed columns plus each row's first cast failure (``shelfwise_cast_error``, NULL when fine) and its text.
+    """Typed columns plus each row's first cast failure (``shelfwise_cast_error``, NULL when fine)
+    and its text.
 
     ``try_cast`` alone accepts "1.5" (as 2), "1e3" and "0x10", so an integer may hold only digits,
     signs and spaces.
@@ -168,12 +173,14 @@ def _typed_query(spec: RawFile, reader: str) -> str:
             bad += f" or regexp_matches({c.name}, '[^0-9 +-]')"
         kind = "an integer" if c.type in INTEGER_TYPES else f"a valid {c.type}"
         checks.append(
-            f"when {c.name} is not null and ({bad}) then 'column {c.name}: \"' || {c.name} || '\" is not {kind}'"
+            f"when {c.name} is not null and ({bad}) "
+            f"then 'column {c.name}: \"' || {c.name} || '\" is not {kind}'"
         )
     error = ("case " + " ".join(checks) + " end") if checks else "null::varchar"
     text = " || ',' || ".join(f"coalesce({c.name}, '')" for c in spec.columns)
     return (
-        f"select {', '.join(casts)}, shelfwise_cast_error is not null as shelfwise_cast_failed, shelfwise_cast_error, "
+        f"select {', '.join(casts)}, shelfwise_cast_error is not null as shelfwise_cast_failed, "
+        "shelfwise_cast_error, "
         f"case when shelfwise_cast_error is not null then {text} end as shelfwise_raw_text "
         f"from (select *, {error} as shelfwise_cast_error from {reader})"
     )
@@ -202,7 +209,8 @@ def _read_error(path: Path, exc: duckdb.Error) -> BadInputError:
         line = _gzip_break_line(path)
         if line is not None:
             return BadInputError(
-                f"{path}: line {line}: gzip data ends early or is corrupt (truncated download?): {message}"
+                f"{path}: line {line}: gzip data ends early or is corrupt (truncated download?): "
+                f"{message}"
             )
     # DuckDB's CSV errors put the line in the first line and the reason a few lines below it.
     lines = [ln.strip() for ln in str(exc).splitlines()]
@@ -246,12 +254,16 @@ def _load_one(
     if plain:
         query = (
             f"select {', '.join(c.name for c in spec.columns)}, false as shelfwise_cast_failed, "
-            f"null::varchar as shelfwise_cast_error, null::varchar as shelfwise_raw_text from {reader}"
+            "null::varchar as shelfwise_cast_error, null::varchar as shelfwise_raw_text "
+            f"from {reader}"
         )
     elif typed:
         query = _typed_query(spec, reader)
     else:
-        query = f"select {'*' if spec.all_text else ', '.join(c.name for c in spec.columns)} from {reader}"
+        query = (
+            f"select {'*' if spec.all_text else ', '.join(c.name for c in spec.columns)} "
+            f"from {reader}"
+        )
     con.execute("drop table if exists shelfwise_reject_errors")
     con.execute("drop table if exists shelfwise_reject_scans")
     try:
@@ -262,8 +274,9 @@ def _load_one(
     except duckdb.Error as exc:
         raise _read_error(path, exc) from exc
 
-    # Rows the reader refused (wrong column counts, broken quotes, bad bytes): exact lines from DuckDB,
-    # which reports a short line once per missing column; it is one bad row, with its first error.
+    # Rows the reader refused (wrong column counts, broken quotes, bad bytes): exact lines from
+    # DuckDB, which reports a short line once per missing column; it is one bad row, with its first
+    # error.
     cast_rejects = 0
     if typed:
         cast_rejects = int(scalar(con, "select count(distinct line) from shelfwise_reject_errors"))
@@ -271,7 +284,8 @@ def _load_one(
             con.execute(
                 """insert into raw.rejects
                    select ?, ?, line, arg_min(csv_line, coalesce(column_idx, -1)),
-                          arg_min('column ' || coalesce(column_name, '?') || ': ' || error_message, coalesce(column_idx, -1))
+                          arg_min('column ' || coalesce(column_name, '?') || ': ' || error_message,
+                                  coalesce(column_idx, -1))
                    from shelfwise_reject_errors group by line""",
                 [load_id, str(path)],
             )
@@ -284,7 +298,8 @@ def _load_one(
         raise BadInputError(f"{path}: line 2: the file has a header but no rows")
     if read and rejected / read > max_reject_fraction:
         first = con.execute(
-            "select line, reason from raw.rejects where load_id = ? and file = ? order by line limit 1",
+            "select line, reason from raw.rejects where load_id = ? and file = ? "
+            "order by line limit 1",
             [load_id, str(path)],
         ).fetchall()[0]
         raise BadInputError(
@@ -316,7 +331,8 @@ def _reject_rule_breakers(
     typed = spec.fmt == "csv" and not spec.all_text
     conditions: list[str] = []
     if typed:
-        # A flag, not the message: every column the window below touches is held in memory for all rows.
+        # A flag, not the message: every column the window below touches is held in memory for all
+        # rows.
         conditions.append("when shelfwise_cast_failed then '#cast'")
     for c in spec.columns:
         if not c.nullable:
@@ -328,20 +344,24 @@ def _reject_rule_breakers(
             )
         if c.minimum is not None:
             conditions.append(
-                f"when {c.name} < {c.minimum} then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'"
+                f"when {c.name} < {c.minimum} "
+                f"then 'column {c.name}: ' || {c.name} || ' is below {c.minimum:g}'"
             )
         if c.maximum is not None:
             conditions.append(
-                f"when {c.name} > {c.maximum} then 'column {c.name}: ' || {c.name} || ' is above {c.maximum:g}'"
+                f"when {c.name} > {c.maximum} "
+                f"then 'column {c.name}: ' || {c.name} || ' is above {c.maximum:g}'"
             )
     if not conditions and not spec.key:
         return 0
     reason = ("case " + " ".join(conditions) + " end") if conditions else "null::varchar"
     if spec.key:
-        # A duplicate is judged among rows that pass the other rules: the first valid occurrence is kept.
+        # A duplicate is judged among rows that pass the other rules: the first valid occurrence is
+        # kept.
         key = ", ".join(spec.key)
         reason = (
-            f"coalesce({reason}, case when row_number() over (partition by ({reason}) is null, {key} order by rowid) > 1 "
+            f"coalesce({reason}, case when row_number() over "
+            f"(partition by ({reason}) is null, {key} order by rowid) > 1 "
             f"then 'duplicate ({key}) pair, first seen on an earlier line' end)"
         )
     text = " || ',' || ".join(f"coalesce(cast(s.{c.name} as varchar), '')" for c in spec.columns)
@@ -358,11 +378,13 @@ def _reject_rule_breakers(
     )
     n_bad = int(scalar(con, "select count(*) from shelfwise_bad"))
     if n_bad:
-        # Row ids of a table made in this transaction start at an offset; the data index is rid - min.
-        # Lines the reader refused are not in the table, so add back each one that comes earlier.
+        # Row ids of a table made in this transaction start at an offset; the data index is rid -
+        # min. Lines the reader refused are not in the table, so add back each one that comes
+        # earlier.
         base = scalar(con, f"select min(rowid) from {staging}")
         cast_lines = (
-            "select line - 1 - row_number() over (order by line) as idx from (select distinct line from shelfwise_reject_errors)"
+            "select line - 1 - row_number() over (order by line) as idx "
+            "from (select distinct line from shelfwise_reject_errors)"
             if typed
             else "select null::bigint as idx where false"
         )
@@ -370,7 +392,8 @@ def _reject_rule_breakers(
         con.execute(
             f"""insert into raw.rejects
                 with skipped as ({cast_lines})
-                select ?, ?, b.rid - ? + ? + (select count(*) from skipped s where s.idx <= b.rid - ?),
+                select ?, ?,
+                       b.rid - ? + ? + (select count(*) from skipped s where s.idx <= b.rid - ?),
                        b.raw_text, b.reason
                 from shelfwise_bad b""",
             [load_id, str(path), base, first_line, base],
@@ -434,7 +457,8 @@ def load_dataset(con: duckdb.DuckDBPyConnection, config: LoadConfig) -> list[Fil
 def _clear_absent(
     con: duckdb.DuckDBPyConnection, spec: RawFile, directory: Path, load_id: int, source: str
 ) -> None:
-    """An optional file missing from the folder empties its table: old rows must not mix with new files.
+    """An optional file missing from the folder empties its table: old rows must not mix with new
+    files.
 
     The load log records the absence (no file, sha256 ``absent``), so the file's return is loaded
     again even if its bytes match the load before.

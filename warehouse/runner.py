@@ -1,4 +1,5 @@
-"""Run the SQL models in ``sql/`` in their fixed order, with bound parameters, in one transaction."""
+"""Run the SQL models in ``sql/`` in their fixed order, with bound parameters, in one
+transaction."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ def run_transforms(
             )
         if scalar(con, "select count(*) from matrix.ratings") == 0:
             raise ShelfwiseError(
-                f"no {config.source} ratings survive the filters (min_user_ratings={config.min_user_ratings}, "
+                f"no {config.source} ratings survive the filters "
+                f"(min_user_ratings={config.min_user_ratings}, "
                 f"min_book_ratings={config.min_book_ratings}"
                 + ("" if n_source is None else f"; {n_source:,} ratings before filtering")
                 + "): load data or lower the thresholds"
@@ -112,13 +114,16 @@ def run_transforms(
         untitled = int(
             scalar(
                 con,
-                "select count(*) from matrix.books inner join core.books using (book_key) where core.books.title is null",
+                "select count(*) from matrix.books inner join core.books using (book_key) "
+                "where core.books.title is null",
             )
         )
         if untitled:
-            # Kept, not dropped: the ratings are real; only the books file lacks them (or was not loaded).
+            # Kept, not dropped: the ratings are real; only the books file lacks them (or was not
+            # loaded).
             log.warning(
-                "%s books in the matrix have no row in the books file: their ratings are kept, but they show without a title",
+                "%s books in the matrix have no row in the books file: their ratings are kept, "
+                "but they show without a title",
                 f"{untitled:,}",
             )
     return results

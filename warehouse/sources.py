@@ -13,7 +13,8 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False
-    # For text columns of metadata files: when present, the value must be a plain whole number (an id).
+    # For text columns of metadata files: when present, the value must be a plain whole number (an
+    # id).
     digits: bool = False
 
 
@@ -57,25 +58,25 @@ GOODBOOKS: tuple[RawFile, ...] = (
                 Column(n, "VARCHAR", nullable=True, digits=True)
                 for n in ("goodreads_book_id", "work_id")
             ),
-        )
-        + tuple(
-            Column(n, "VARCHAR", nullable=True)
-            for n in (
-                "authors",
-                "original_publication_year",
-                "original_title",
-                "title",
-                "language_code",
-                "average_rating",
-                "ratings_count",
-                "ratings_1",
-                "ratings_2",
-                "ratings_3",
-                "ratings_4",
-                "ratings_5",
-                "image_url",
-                "small_image_url",
-            )
+            *(
+                Column(n, "VARCHAR", nullable=True)
+                for n in (
+                    "authors",
+                    "original_publication_year",
+                    "original_title",
+                    "title",
+                    "language_code",
+                    "average_rating",
+                    "ratings_count",
+                    "ratings_1",
+                    "ratings_2",
+                    "ratings_3",
+                    "ratings_4",
+                    "ratings_5",
+                    "image_url",
+                    "small_image_url",
+                )
+            ),
         ),
         key=("book_id",),
         all_text=True,
@@ -130,21 +131,21 @@ UCSD: tuple[RawFile, ...] = (
     RawFile(
         "goodreads_books",
         "ucsd_books",
-        tuple(
-            Column(n, "VARCHAR", nullable=True)
-            for n in (
-                "book_id",
-                "work_id",
-                "title",
-                "title_without_series",
-                "publication_year",
-                "average_rating",
-                "ratings_count",
-                "image_url",
-                "url",
-            )
-        )
-        + (
+        (
+            *(
+                Column(n, "VARCHAR", nullable=True)
+                for n in (
+                    "book_id",
+                    "work_id",
+                    "title",
+                    "title_without_series",
+                    "publication_year",
+                    "average_rating",
+                    "ratings_count",
+                    "image_url",
+                    "url",
+                )
+            ),
             Column("authors", "JSON", nullable=True),
             Column("popular_shelves", "JSON", nullable=True),
         ),

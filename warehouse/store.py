@@ -1,4 +1,5 @@
-"""The one bridge between the warehouse and the maths: matrix.ratings in as CSR, models out as tables."""
+"""The one bridge between the warehouse and the maths: matrix.ratings in as CSR, models out as
+tables."""
 
 from __future__ import annotations
 
@@ -125,7 +126,8 @@ def start_run(
     with transaction(con):
         run_id = int(scalar(con, "select coalesce(max(run_id), 0) + 1 from models.runs"))
         con.execute(
-            "insert into models.runs (run_id, kind, source, params, input_fingerprint, started_at, status, published) "
+            "insert into models.runs "
+            "(run_id, kind, source, params, input_fingerprint, started_at, status, published) "
             "values (?, ?, ?, ?, ?, ?, 'running', false)",
             [run_id, kind, source, json.dumps(params, sort_keys=True), fingerprint, now()],
         )

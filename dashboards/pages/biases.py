@@ -20,7 +20,8 @@ STEPS = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000)
 
 
 def layout(**_query: str) -> html.Div:
-    """The model picker, the minimum-ratings slider (steps that fit this warehouse) and four charts."""
+    """The model picker, the minimum-ratings slider (steps that fit this warehouse) and four
+    charts."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.bias_kinds:
@@ -37,8 +38,9 @@ def layout(**_query: str) -> html.Div:
     kinds = sorted(status.bias_kinds, key=lambda k: k != DEFAULT_MODEL)
     return page(
         "Biases",
-        "A rating model learns how much better or worse than average each book is rated whoever reads it (its bias), "
-        "and how generous each reader is. Raise the minimum to keep rarely rated books out of the extremes.",
+        "A rating model learns how much better or worse than average each book is rated "
+        "whoever reads it (its bias), and how generous each reader is. "
+        "Raise the minimum to keep rarely rated books out of the extremes.",
         controls(
             (
                 "Model",

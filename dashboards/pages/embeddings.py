@@ -1,4 +1,5 @@
-"""Embeddings: the book factors of a run in 2-D, coloured by a property, with search and neighbours."""
+"""Embeddings: the book factors of a run in 2-D, coloured by a property, with search and
+neighbours."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
     selected, options = preselected_book(settings.db_path, book)
     return page(
         "Embeddings",
-        "Every book's factor vector drawn in two dimensions: books the same readers rate alike sit close together. "
+        "Every book's factor vector drawn in two dimensions: "
+        "books the same readers rate alike sit close together. "
         "Hover for a title, search or click a book to see its nearest neighbours.",
         unknown_book_notice(book, selected),
         controls(
@@ -117,7 +119,9 @@ def runs_of_kind(kind: str, _version, current: int | None, old_options: list[dic
         return no_update, no_update
     options = [
         {
-            "label": f"#{r['run_id']} · {fmt_when(r['finished_at'])}{' (latest)' if i == 0 else ''}",
+            "label": (
+                f"#{r['run_id']} · {fmt_when(r['finished_at'])}{' (latest)' if i == 0 else ''}"
+            ),
             "value": int(r["run_id"]),
         }
         for i, r in enumerate(found.iter_rows(named=True))
@@ -200,7 +204,8 @@ def choose_book(text: str | None, value: int | None, click: dict | None, run_id:
 
 
 def draw_map(run_id: int | None, method: str, colour: str, selected: int | None):
-    """The whole map of a run and projection (sampled above max_points), the chosen book included."""
+    """The whole map of a run and projection (sampled above max_points), the chosen book
+    included."""
     settings = current_settings()
     if run_id is None:
         return figures.message_figure(
@@ -295,8 +300,9 @@ def detail(selected: int | None, run_id: int | None):
         return [
             head,
             notice(
-                "This book is not in this model (too few ratings: the matrix's filters left it out when "
-                "the model was fitted), so it has no point on the map and no neighbours.",
+                "This book is not in this model (too few ratings: "
+                "the matrix's filters left it out when the model was fitted), "
+                "so it has no point on the map and no neighbours.",
                 "warn",
             ),
         ]

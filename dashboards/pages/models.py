@@ -45,8 +45,9 @@ def layout(**_query: str) -> html.Div:
         return setup_page(status, settings.db_path)
     return page(
         "Models",
-        "How well each run predicts held-out ratings (RMSE, MAE: lower is better) and ranks the held-out books "
-        "a user liked (precision, recall, NDCG at 10: higher is better). Error bars are 95% bootstrap intervals over users.",
+        "How well each run predicts held-out ratings (RMSE, MAE: lower is better) "
+        "and ranks the held-out books a user liked (precision, recall, NDCG at 10: "
+        "higher is better). Error bars are 95% bootstrap intervals over users.",
         controls(
             (
                 "Runs",

@@ -1,4 +1,5 @@
-"""Neighbours: a book's nearest books under each factor model side by side, and centroid recommendations."""
+"""Neighbours: a book's nearest books under each factor model side by side, and centroid
+recommendations."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ dash.register_page(
 
 
 def layout(book: str | None = None, **_query: str) -> html.Div:
-    """The book picker (preselected by ``?book=KEY``), the per-model columns and the favourites form."""
+    """The book picker (preselected by ``?book=KEY``), the per-model columns and the favourites
+    form."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.map_kinds:
@@ -39,7 +41,8 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
     kind = status.default_kind
     return page(
         "Neighbours",
-        "Type a title: each model lists the books whose vectors point the same way (cosine similarity). "
+        "Type a title: each model lists the books whose vectors point the same way "
+        "(cosine similarity). "
         "Pick a few favourites below for recommendations near their centre.",
         unknown_book_notice(book, selected),
         card(
@@ -57,7 +60,8 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
         card(
             "Recommend from favourites",
             html.P(
-                "Books nearest the centroid of your favourites' unit vectors; never one of the favourites.",
+                "Books nearest the centroid of your favourites' unit vectors; "
+                "never one of the favourites.",
                 className="muted",
             ),
             controls(
@@ -170,7 +174,8 @@ def columns(book_key: int | None, _version):
 
 
 def recommendations(favourites: list[int] | None, kind: str, _version):
-    """Books nearest the favourites' centroid under the chosen model, each with its closest favourite."""
+    """Books nearest the favourites' centroid under the chosen model, each with its closest
+    favourite."""
     if not favourites:
         return notice("Add one or more favourite books to get recommendations.")
     settings = current_settings()
@@ -201,7 +206,8 @@ def recommendations(favourites: list[int] | None, kind: str, _version):
         for i, r in enumerate(recs, 1)
     ]
     head = html.P(
-        f"{KIND_LABELS.get(kind, kind)} run #{run_id}, centroid of {len(found)} favourite{'s' if len(found) != 1 else ''}"
+        f"{KIND_LABELS.get(kind, kind)} run #{run_id}, "
+        f"centroid of {len(found)} favourite{'s' if len(found) != 1 else ''}"
         + (f" ({missing} not in this model)" if missing else "")
         + ".",
         className="muted",

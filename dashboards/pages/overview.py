@@ -1,4 +1,5 @@
-"""Overview: what is loaded, how ratings are spread, the long tail the filters cut, and every run."""
+"""Overview: what is loaded, how ratings are spread, the long tail the filters cut, and every
+run."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def layout(**_query: str) -> html.Div:
         return setup_page(status, settings.db_path)
     return page(
         "Overview",
-        "What the warehouse holds, how the ratings are spread, what the filters cut, and every model run.",
+        "What the warehouse holds, how the ratings are spread, what the filters cut, "
+        "and every model run.",
         html.Div(id="ovw-kpis"),
         html.Div(
             [
@@ -59,7 +61,10 @@ def layout(**_query: str) -> html.Div:
 
 
 # A warehouse transformed before core.user_activity / core.book_activity existed: the charts say so.
-NOT_SUMMARISED = "Ratings per user and per book are not summarised in this warehouse yet: run `shelfwise transform`."
+NOT_SUMMARISED = (
+    "Ratings per user and per book are not summarised in this warehouse yet: "
+    "run `shelfwise transform`."
+)
 
 
 def fill(_version: str | None):
@@ -96,8 +101,8 @@ def fill(_version: str | None):
         user_tail = book_tail = None
         charts = (
             figures.message_figure(NOT_SUMMARISED, "Rating distribution"),
-            figures.message_figure(NOT_SUMMARISED, "Ratings per user (log–log)"),
-            figures.message_figure(NOT_SUMMARISED, "Ratings per book (log–log)"),
+            figures.message_figure(NOT_SUMMARISED, "Ratings per user (log–log)"),  # noqa: RUF001
+            figures.message_figure(NOT_SUMMARISED, "Ratings per book (log–log)"),  # noqa: RUF001
         )
     else:
         user_tail = _rated(per_user, source)
@@ -137,9 +142,10 @@ def _kpis(
     published = all_runs.filter(pl.col("published")) if not all_runs.is_empty() else all_runs
     books = fmt_int(sources["books"].sum() if not sources.is_empty() else 0)
     if per_user is None or per_book is None:  # not summarised yet (see NOT_SUMMARISED)
-        users_item = ("Users", "–", "run `shelfwise transform` to count")
+        # An en dash is the dashboard's placeholder for a value it cannot show yet.
+        users_item = ("Users", "–", "run `shelfwise transform` to count")  # noqa: RUF001
         books_item = ("Books", books, "in the catalogue")
-        ratings_item = ("Ratings", "–", "run `shelfwise transform` to count")
+        ratings_item = ("Ratings", "–", "run `shelfwise transform` to count")  # noqa: RUF001
     else:
         ratings = int((per_user["n"] * per_user["count"]).sum()) if not per_user.is_empty() else 0
         interactions = int(per_user["interactions"].sum()) if not per_user.is_empty() else 0
@@ -179,8 +185,10 @@ def _kpis(
         items.append(
             (
                 "Matrix",
-                f"{fmt_int(transform['users'])} × {fmt_int(transform['books'])}",
-                f"users × books; {fmt_int(transform['ratings'])} ratings, {held_out:.0f}% held out",
+                # The multiplication sign is the deliberate typography of a matrix size.
+                f"{fmt_int(transform['users'])} × {fmt_int(transform['books'])}",  # noqa: RUF001
+                f"users × books; {fmt_int(transform['ratings'])} ratings, "  # noqa: RUF001
+                f"{held_out:.0f}% held out",
             )
         )
     items.append(
@@ -209,9 +217,11 @@ def _filter_note(transform, per_user, per_book):
         )
     return html.P(
         [
-            f"The {transform['source']} matrix keeps books with at least {fmt_int(p.get('min_book_ratings'))} ratings, then users with at least "
+            f"The {transform['source']} matrix keeps books with at least "
+            f"{fmt_int(p.get('min_book_ratings'))} ratings, then users with at least "
             f"{fmt_int(p.get('min_user_ratings'))} ratings on them{kcore}: {kept}. "
-            f"Split: {p.get('split', 'random')}, {float(p.get('test_fraction', 0)) * 100:.0f}% of ratings held out for testing "
+            f"Split: {p.get('split', 'random')}, "
+            f"{float(p.get('test_fraction', 0)) * 100:.0f}% of ratings held out for testing "
             f"(built {fmt_when(transform['finished_at'])}).",
         ],
         className="note",

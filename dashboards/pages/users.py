@@ -1,4 +1,5 @@
-"""Users: what a reader rated, and each model's top books for them with the ratings that support them."""
+"""Users: what a reader rated, and each model's top books for them with the ratings that support
+them."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
     chosen = int(user) if user and user.isdigit() else None
     return page(
         "Users",
-        "Pick a reader: what they rated, and the books a model would suggest next (never one they rated), "
+        "Pick a reader: what they rated, and the books a model would suggest next "
+        "(never one they rated), "
         "each with the rated books whose vectors are closest to it.",
         controls(
             (
@@ -93,7 +95,8 @@ def _user_options(keys: list[int], counts: dict[int, int | None] | None = None) 
 
 
 def choose_user(text: str | None, _clicks: int, value: int | None, kind: str):
-    """Typeahead over user ids of the model's run (most active first); the button picks at random."""
+    """Typeahead over user ids of the model's run (most active first); the button picks at
+    random."""
     settings = current_settings()
     prop = ctx.triggered[0]["prop_id"] if ctx.triggered else ""
     try:
@@ -189,7 +192,8 @@ def show_user(user_key: int | None, kind: str, _version):
         )
     recs_block = [
         html.P(
-            f"Top {len(recs)} under {KIND_LABELS.get(kind, kind)} run #{run_id}, scored by the model; "
+            f"Top {len(recs)} under {KIND_LABELS.get(kind, kind)} run #{run_id}, "
+            "scored by the model; "
             "the reasons are the books they liked (or else rated) most cosine-similar to each.",
             className="muted",
         ),

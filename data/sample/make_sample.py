@@ -1,4 +1,5 @@
-"""Regenerate the bundled sample in data/sample/ (deterministic; ``--check`` compares instead of writing)."""
+"""Regenerate the bundled sample in data/sample/ (deterministic; ``--check`` compares instead of
+writing)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ UCSD = {"n_interactions": 20_000, "seed": 42}
 
 
 def _gzip(src: Path, dst: Path) -> None:
-    """Gzip (or re-gzip) ``src`` into ``dst`` at level 9 with a zero timestamp: same text, same bytes."""
+    """Gzip (or re-gzip) ``src`` into ``dst`` at level 9 with a zero timestamp: same text, same
+    bytes."""
     data = src.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
@@ -52,15 +54,28 @@ def build(source: Path, out: Path) -> dict[str, dict[str, int]]:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    """sha256 of each file's uncompressed bytes (compressed bytes may differ between zlib builds)."""
-    return {f.name: hashlib.sha256(gzip.decompress(f.read_bytes())).hexdigest() for f in sorted(folder.glob("*.gz"))}
+    """sha256 of each file's uncompressed bytes (compressed bytes may differ between zlib
+    builds)."""
+    return {
+        f.name: hashlib.sha256(gzip.decompress(f.read_bytes())).hexdigest()
+        for f in sorted(folder.glob("*.gz"))
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder with the real goodbooks-10k files")
-    parser.add_argument("--out", type=Path, default=HERE, help="where to write (default: this folder)")
-    parser.add_argument("--check", action="store_true", help="regenerate in a temporary folder and compare")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=DEFAULT_SOURCE,
+        help="folder with the real goodbooks-10k files",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=HERE, help="where to write (default: this folder)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="regenerate in a temporary folder and compare"
+    )
     args = parser.parse_args(argv)
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:

@@ -49,7 +49,11 @@ def generate() -> None:
     "--books-csv",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=None,
-    help="The real goodbooks books.csv (plain or .gz) whose books the ratings are about; tags.csv and book_tags.csv beside it are used too. Default: the checkout's data/goodbooks-10k/books.csv.gz.",
+    help=(
+        "The real goodbooks books.csv (plain or .gz) whose books the ratings are about; "
+        "tags.csv and book_tags.csv beside it are used too. "
+        "Default: the checkout's data/goodbooks-10k/books.csv.gz."
+    ),
 )
 def generate_goodbooks_cmd(
     dest: Path, n_ratings: int, n_users: int, n_books: int | None, seed: int, books_csv: Path | None
@@ -61,7 +65,8 @@ def generate_goodbooks_cmd(
         books_csv = Path(__file__).resolve().parents[2] / "data" / "goodbooks-10k" / "books.csv.gz"
         if not books_csv.is_file():
             raise ShelfwiseError(
-                f"no --books-csv given and {books_csv} is not there: pass the real goodbooks books.csv"
+                f"no --books-csv given and {books_csv} is not there: "
+                "pass the real goodbooks books.csv"
             )
     folder = books_csv.parent
     tags = _first_existing(folder, "tags.csv", "tags.csv.gz")
@@ -165,7 +170,8 @@ def load(source: str, directory: Path, max_reject_fraction: float, db_path: Path
     rejected = sum(r.rows_rejected for r in reports)
     if rejected:
         console.print(
-            f'[yellow]{rejected:,} rows rejected[/yellow]: see `shelfwise sql "select * from raw.rejects"`'
+            f"[yellow]{rejected:,} rows rejected[/yellow]: "
+            'see `shelfwise sql "select * from raw.rejects"`'
         )
 
 
@@ -196,7 +202,8 @@ def transform(db_path: Path, **kw: object) -> None:
                       (select count(*) from matrix.ratings where split = 'test')"""
         ).fetchall()[0]
     console.print(
-        f"matrix: {summary[0]:,} users x {summary[1]:,} books; {summary[2]:,} train / {summary[3]:,} test ratings"
+        f"matrix: {summary[0]:,} users x {summary[1]:,} books; "
+        f"{summary[2]:,} train / {summary[3]:,} test ratings"
     )
 
 

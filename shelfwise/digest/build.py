@@ -138,7 +138,7 @@ def build_digest(
     favourites : titles, in the order of the favourites file
     pick : how many favourites form the centroid (all of them when fewer resolve)
     n : how many books to recommend
-    kind : a factor model kind with a published run ("mf", "als" or "svd")
+    kind : a kind with book vectors (base.registry.kinds(book_vectors=True)) and a published run
     rng : numpy Generator drawing the favourites; the only randomness
     history_weeks : exclude books of digests sent in the last ``history_weeks`` weeks (plus a day,
         so the last N weekly digests); 0 excludes none
@@ -171,7 +171,8 @@ def build_digest(
     if not resolved:
         reasons = "; ".join(str(e) for e in unresolved) or "the list is empty"
         raise ShelfwiseError(
-            f"none of the {len(favourites)} favourite titles matches one book of the {kind} model: {reasons}"
+            f"none of the {len(favourites)} favourite titles matches one book of the {kind} model: "
+            f"{reasons}"
         )
 
     # Sorted so the picked favourites read in the order of the file; which ones is the rng's call.
@@ -189,7 +190,8 @@ def build_digest(
     )
     if not books:
         raise ShelfwiseError(
-            f"no book left to recommend: the {kind} model's books are all favourites or were sent in the last {history_weeks} weeks"
+            f"no book left to recommend: the {kind} model's books are all favourites "
+            f"or were sent in the last {history_weeks} weeks"
         )
     return Digest(
         run_id=run_id,
@@ -197,7 +199,8 @@ def build_digest(
         picked=tuple(picked),
         favourites=tuple(b for _, b in resolved),
         recommendations=tuple(
-            Recommendation(i, b, picked[c]) for i, (b, c) in enumerate(zip(books, closest), 1)
+            Recommendation(i, b, picked[c])
+            for i, (b, c) in enumerate(zip(books, closest, strict=True), 1)
         ),
         unresolved=tuple(unresolved),
         history_excluded=tuple(sorted(set(history) - set(favourite_keys))),
@@ -221,10 +224,12 @@ def count_genre(
         scalar(
             con,
             """with tags as (
-                   select book_key, lower(unnest(top_tags)) as tag from core.books where list_contains($keys, book_key)
+                   select book_key, lower(unnest(top_tags)) as tag from core.books
+                   where list_contains($keys, book_key)
                ),
                words as (select unnest($words::varchar[]) as word)
-               select count(distinct tags.book_key) from tags inner join words on contains(tags.tag, words.word)""",
+               select count(distinct tags.book_key)
+               from tags inner join words on contains(tags.tag, words.word)""",
             {"keys": keys, "words": words},
         )
     )

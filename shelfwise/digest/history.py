@@ -31,7 +31,8 @@ def ensure_history(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def recent_book_keys(con: duckdb.DuckDBPyConnection, *, since: datetime) -> list[int]:
-    """Book keys of every digest sent at or after ``since`` (naive UTC); none before the first send."""
+    """Book keys of every digest sent at or after ``since`` (naive UTC); none before the first
+    send."""
     if not table_exists(con, "models", "digests"):
         return []
     rows = con.execute(

@@ -1,4 +1,5 @@
-"""Render a digest as text, HTML (Jinja2 templates, autoescaped) and a MIME message; write it out."""
+"""Render a digest as text, HTML (Jinja2 templates, autoescaped) and a MIME message; write it
+out."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def render(
 
 
 def write_message(message: EmailMessage, directory: Path | str) -> list[Path]:
-    """Write ``digest.txt``, ``digest.html`` and ``digest.eml`` into ``directory`` (each atomically)."""
+    """Write ``digest.txt``, ``digest.html`` and ``digest.eml`` into ``directory`` (each
+    atomically)."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)

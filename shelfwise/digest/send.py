@@ -44,7 +44,8 @@ class SmtpSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings:
         """Read ``SHELFWISE_SMTP_HOST``, ``_PORT``, ``_SECURITY`` (starttls|ssl|none), ``_USER``,
-        ``_PASSWORD``, ``_TIMEOUT``, ``SHELFWISE_MAIL_FROM`` and ``SHELFWISE_MAIL_TO`` (comma-separated).
+        ``_PASSWORD``, ``_TIMEOUT``, ``SHELFWISE_MAIL_FROM`` and ``SHELFWISE_MAIL_TO``
+        (comma-separated).
         """
         env = os.environ if environ is None else environ
 
@@ -99,7 +100,8 @@ class SmtpSettings:
         bad = [a for a in mail_to if "@" not in a]
         if not mail_to or bad:
             raise ShelfwiseError(
-                f"SHELFWISE_MAIL_TO must be comma-separated addresses; bad: {', '.join(bad) or '(none)'}"
+                "SHELFWISE_MAIL_TO must be comma-separated addresses; "
+                f"bad: {', '.join(bad) or '(none)'}"
             )
         return cls(
             host=get("SHELFWISE_SMTP_HOST") or "",

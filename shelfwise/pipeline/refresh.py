@@ -39,7 +39,8 @@ class RefreshReport:
 def last_data_dir(con: duckdb.DuckDBPyConnection, source: str) -> Path | None:
     """The folder the source's required file was last loaded from."""
     rows = con.execute(
-        """select file from raw.load_log where source = ? and raw_table in ('goodbooks_ratings', 'ucsd_interactions')
+        """select file from raw.load_log
+           where source = ? and raw_table in ('goodbooks_ratings', 'ucsd_interactions')
            order by load_id desc limit 1""",
         [source],
     ).fetchall()
@@ -64,7 +65,8 @@ def refresh(
     force: bool = False,
     step: Progress = lambda message: None,
 ) -> RefreshReport:
-    """Load changed raw files, rebuild the matrix if its inputs changed, refit stale models, evaluate.
+    """Load changed raw files, rebuild the matrix if its inputs changed, refit stale models,
+    evaluate.
 
     A step runs when its inputs differ from what produced the current state: raw files by sha256,
     the matrix by the transform parameters and a load since, each model by the matrix fingerprint
@@ -80,7 +82,8 @@ def refresh(
         files = load_dataset(con, LoadConfig(source=source, directory=data_dir))  # type: ignore[arg-type]
         report.loaded = [f.file for f in files if not f.skipped]
     else:
-        # Also when another source's matrix exists: refreshing it instead would answer the wrong question.
+        # Also when another source's matrix exists: refreshing it instead would answer the wrong
+        # question.
         raise ShelfwiseError(f"no {source} files loaded yet: give --data DIR (a {source} folder)")
 
     previous = last_transform(con)
@@ -110,7 +113,8 @@ def refresh(
 
     if data.test.nnz == 0:
         log.warning(
-            "the test split is empty (--test-fraction 0): models are fitted on everything and not evaluated"
+            "the test split is empty (--test-fraction 0): "
+            "models are fitted on everything and not evaluated"
         )
     elif report.fitted or _metrics_missing(con):
         evaluate(con, data=data, step=step)

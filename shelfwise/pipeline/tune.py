@@ -1,4 +1,5 @@
-"""Hyper-parameter search on a validation carve of the train split; the choice lands in models.tuned."""
+"""Hyper-parameter search on a validation carve of the train split; the choice lands in
+models.tuned."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def objective(kind: str) -> str:
 
 
 def with_axes(kind: str, given: dict[str, list[Any]], *, only: bool = False) -> dict:
-    """The registry's search space of ``kind`` with some axes replaced or added, or only ``given``."""
+    """The registry's search space of ``kind`` with some axes replaced or added, or only
+    ``given``."""
     return searching.with_axes(spec(kind).space, given, only=only)
 
 
@@ -224,7 +226,8 @@ def _json_number(o: object) -> object:
 def tuned_params(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, Any]:
     """The latest tuned parameters of ``kind``, or {} if never tuned."""
     rows = con.execute(
-        "select params from models.tuned where kind = ? order by tuned_at desc, tune_id desc limit 1",
+        "select params from models.tuned where kind = ? "
+        "order by tuned_at desc, tune_id desc limit 1",
         [kind],
     ).fetchall()
     if not rows:

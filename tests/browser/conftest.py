@@ -1,4 +1,5 @@
-"""The browser suite's fixtures: one warehouse built with the CLI, one headless Chromium, app servers."""
+"""The browser suite's fixtures: the shared published warehouse, one headless Chromium, app
+servers."""
 
 from __future__ import annotations
 
@@ -76,34 +77,25 @@ def cli() -> Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled generated sample (1,000 real books incl. Dan Brown's, 100,000 ratings), built with
-    the CLI: every kind fitted, t-SNE for MF only (speed), evaluated."""
-    if not (SAMPLE / "ratings.csv.gz").exists():
-        pytest.fail(
-            f"the bundled sample {SAMPLE} is missing (data/sample/make_sample.py writes it)"
-        )
-    db = tmp_path_factory.mktemp("browser") / "shelfwise.duckdb"
-    shelfwise("load", "goodbooks", str(SAMPLE), db=db)
-    shelfwise("transform", "--min-book-ratings", "20", db=db)
-    for kind in ("baseline", "svd", "als"):
-        shelfwise("fit", kind, "--no-tsne", db=db)
-    shelfwise("fit", "mf", db=db)
-    shelfwise("evaluate", "--bootstrap", "20", db=db)
-    return db
+def warehouse(published_warehouse: Path) -> Path:
+    """The shared published warehouse (tests/conftest.py): the bundled sample, every kind fitted,
+    t-SNE for mf only, evaluated. Tests that write use a private copy."""
+    return published_warehouse
 
 
 @pytest.fixture(scope="session")
 def driver() -> Iterator[webdriver.Chrome]:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.fail(
-            "Chromium is not installed: run `make browser-deps` (apt-get install chromium chromium-driver)"
+            "Chromium is not installed: run `make browser-deps`"
+            " (apt-get install chromium chromium-driver)"
         )
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in CHROME_ARGS:
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # With the driver's path given, selenium skips Selenium Manager (it would try to download one).
     chrome = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     chrome.set_page_load_timeout(30)
     try:
@@ -189,7 +181,8 @@ class Browser:
 
     def attrs(self, css: str, name: str) -> list[str]:
         return self.driver.execute_script(
-            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.getAttribute(arguments[1]))",
+            "return Array.from(document.querySelectorAll(arguments[0]))"
+            ".map(e => e.getAttribute(arguments[1]))",
             css,
             name,
         )
@@ -272,7 +265,8 @@ class Browser:
 
     # -- figures
     def figure(self, graph_id: str) -> dict:
-        """What plotly drew in a dcc.Graph: title, subtitle, trace names, sizes and a fingerprint."""
+        """What plotly drew in a dcc.Graph: title, subtitle, trace names, sizes and a
+        fingerprint."""
         return self.driver.execute_script(
             """
             const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
@@ -282,7 +276,8 @@ class Browser:
             const arr = v => (v && typeof v.length === 'number') ? Array.from(v) : [];
             return {
                 title: (gd.layout.title && gd.layout.title.text) || '',
-                subtitle: (gd.layout.title && gd.layout.title.subtitle && gd.layout.title.subtitle.text) || '',
+                subtitle: (gd.layout.title && gd.layout.title.subtitle
+                           && gd.layout.title.subtitle.text) || '',
                 names: full.map(t => t.name || ''),
                 sizes: full.map(t => arr(t.x).length),
                 keys: full.map(t => arr(t.customdata).slice(0, 50)),
@@ -303,8 +298,8 @@ class Browser:
         return self.wait(ok, f"{what} in #{graph_id} (now {self.figure(graph_id)})", timeout)
 
     def loneliest_point(self, graph_id: str, trace: int) -> int:
-        """The point of ``trace`` farthest (on screen) from every other point of the figure, so a click
-        on it cannot land on a neighbour."""
+        """The point of ``trace`` farthest (on screen) from every other point of the figure, so a
+        click on it cannot land on a neighbour."""
         return self.driver.execute_script(
             """
             const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
@@ -335,7 +330,8 @@ class Browser:
             """
             const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
             gd.scrollIntoView({block: 'center'});
-            const fl = gd._fullLayout, t = gd._fullData[arguments[1]], box = gd.getBoundingClientRect();
+            const fl = gd._fullLayout, t = gd._fullData[arguments[1]];
+            const box = gd.getBoundingClientRect();
             return [box.left + fl._size.l + fl.xaxis.l2p(t.x[arguments[2]]),
                     box.top + fl._size.t + fl.yaxis.l2p(t.y[arguments[2]])];
             """,
@@ -355,7 +351,8 @@ class Browser:
 
     # -- checks
     def console_errors(self) -> list[dict]:
-        """SEVERE browser log entries, except failed loads of other hosts (book covers, no network here)."""
+        """SEVERE browser log entries, except failed loads of other hosts (book covers, no network
+        here)."""
         errors = []
         for entry in self.driver.get_log("browser"):
             if entry["level"] != "SEVERE":
@@ -410,7 +407,8 @@ class Browser:
 def dashboard(
     driver: webdriver.Chrome, serve: Callable[..., Server]
 ) -> Iterator[Callable[..., Browser]]:
-    """``dashboard(db_path, **settings)``: the shared Chromium pointed at a fresh dashboard over ``db_path``."""
+    """``dashboard(db_path, **settings)``: the shared Chromium pointed at a fresh dashboard over
+    ``db_path``."""
     yield lambda db_path, **kwargs: Browser(driver, serve(db_path, **kwargs).url)
     # Torn down before `serve` stops the servers: no page is left calling a server that is gone.
     driver.get("about:blank")

@@ -1,4 +1,5 @@
-"""A refresh while the dashboard serves: zero failed responses, and the new run shows without a restart."""
+"""A refresh while the dashboard serves: zero failed responses, and the new run shows without a
+restart."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from warehouse.db import open_for_reading
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# What rewrites the warehouse while the dashboard serves. Each `fit` publishes a new run and replaces
-# the read snapshot, as `shelfwise refresh` will; swap in ("refresh",) once that command exists.
+# What rewrites the warehouse while the dashboard serves. Each `fit` publishes a new run and
+# replaces the read snapshot, as `shelfwise refresh` will; swap in ("refresh",) once that command
+# exists.
 REFRESH = ("fit", "mf", "--no-tsne")
 ROUNDS = 2
 
 
 class Poller(threading.Thread):
-    """Requests the dashboard's pages and callback endpoints over HTTP in a loop, recording every status."""
+    """Requests the dashboard's pages and callback endpoints over HTTP in a loop, recording every
+    status."""
 
     def __init__(self, base: str, da_vinci: int) -> None:
         super().__init__(daemon=True)

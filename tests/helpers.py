@@ -1,0 +1,58 @@
+"""Helpers the test modules share (imported as ``helpers``; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from base.config import LoadConfig, PublishConfig, TransformConfig
+from base.registry import make_params
+from warehouse.db import writer
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "goodbooks"
+# How the shared published warehouse is built: the bundled sample (1,000 real books, Dan Brown's
+# among them; 100,000 generated ratings), books with at least 20 ratings, every kind at its
+# defaults, t-SNE for mf only (speed), evaluated with 20 bootstrap resamples.
+PUBLISHED_TRANSFORM = TransformConfig(min_book_ratings=20)
+PUBLISHED_BOOTSTRAP = 20
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[tuple]:
+    """A query's rows as tuples (fully consumed, so the connection stays usable)."""
+    return (
+        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    )
+
+
+def build_warehouse(
+    db: Path,
+    data_dir: Path,
+    transform: TransformConfig,
+    *,
+    fits: dict[str, dict] | None = None,
+    publish: PublishConfig | None = None,
+    tsne: Iterable[str] = (),
+    n_boot: int | None = None,
+) -> Path:
+    """The one way tests build a warehouse: load ``data_dir``, transform, fit and publish each kind
+    of ``fits`` (kind -> params overrides; default none), t-SNE maps only for ``tsne`` kinds, and
+    evaluate with ``n_boot`` resamples when given. Returns ``db`` (with its read snapshot)."""
+    from shelfwise.pipeline.evaluate import evaluate
+    from shelfwise.pipeline.fit import fit_and_publish
+    from warehouse.load import load_dataset
+    from warehouse.runner import run_transforms
+
+    publish = publish or PublishConfig(tsne=False)
+    with writer(db) as con:
+        load_dataset(con, LoadConfig(source=transform.source, directory=data_dir))
+        run_transforms(con, transform)
+        for kind, overrides in (fits or {}).items():
+            config = dataclasses.replace(publish, tsne=publish.tsne or kind in tsne)
+            fit_and_publish(con, kind, make_params(kind, overrides), config)
+        if n_boot is not None:
+            evaluate(con, n_boot=n_boot)
+    return db
