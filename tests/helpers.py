@@ -21,6 +21,15 @@ PUBLISHED_TRANSFORM = TransformConfig(min_book_ratings=20)
 PUBLISHED_BOOTSTRAP = 20
 
 
+# Small, fast settings for each kind (tiny data); every stochastic kind gets the same seed.
+SMALL: dict[str, dict] = {
+    "baseline": {},
+    "svd": {"k": 3, "random_state": 7},
+    "als": {"factors": 4, "iterations": 10, "regularization": 0.5, "random_state": 7},
+    "mf": {"factors": 4, "iterations": 8, "reg": 0.05, "random_state": 7},
+}
+
+
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[tuple]:
     """A query's rows as tuples (fully consumed, so the connection stays usable)."""
     return (

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from helpers import rows
 
 from base.config import LoadConfig, TransformConfig
 from base.errors import BadInputError, ShelfwiseError
@@ -29,10 +30,6 @@ def load(
 ) -> dict[str, FileReport]:
     reports = load_dataset(con, LoadConfig(source, folder, max_reject_fraction=max_reject_fraction))  # type: ignore[arg-type]
     return {r.table: r for r in reports}
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
-    return con.execute(sql).fetchall()
 
 
 def rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:

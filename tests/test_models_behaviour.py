@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers import SMALL
 
 from analytics.baseline import fit_global_mean
 from analytics.factors import FactorModel
@@ -20,12 +21,6 @@ KINDS = fittable()
 RATING_KINDS = kinds(predicts_ratings=True)
 
 # Small, fast settings for each kind; every stochastic kind gets the same seed.
-SMALL: dict[str, dict] = {
-    "baseline": {},
-    "svd": {"k": 3, "random_state": 7},
-    "als": {"factors": 4, "iterations": 10, "regularization": 0.5, "random_state": 7},
-    "mf": {"factors": 4, "iterations": 8, "reg": 0.05, "random_state": 7},
-}
 
 N_USERS, N_BOOKS = 60, 24
 

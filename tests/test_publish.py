@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
+from helpers import SMALL, rows
 
 import analytics.mf
 import analytics.svd
@@ -50,12 +51,6 @@ RARE_BOOK = (
     1  # rated by 3 users only: dropped by min_book_ratings=5, which re-indexes every other book
 )
 PUBLISH = PublishConfig(neighbours=5, tsne=False, keep_runs=3)
-SMALL = {
-    "baseline": {},
-    "svd": {"k": 3},
-    "als": {"factors": 4, "iterations": 5, "regularization": 0.5},
-    "mf": {"factors": 4, "iterations": 4, "reg": 0.05},
-}
 
 
 def write_goodbooks(folder: Path, *, seed: int = 0) -> Path:
@@ -123,12 +118,6 @@ def fit(
     con: duckdb.DuckDBPyConnection, kind: str, *, publish: PublishConfig = PUBLISH, **kw
 ) -> int:
     return fit_and_publish(con, kind, make_params(kind, SMALL[kind]), publish, **kw)
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
-    return (
-        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
-    )
 
 
 def run_tables(con: duckdb.DuckDBPyConnection) -> list[str]:

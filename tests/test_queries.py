@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from helpers import build_warehouse
+from helpers import SMALL, build_warehouse
 
 from base.config import PublishConfig, TransformConfig
 from base.errors import ShelfwiseError
@@ -66,12 +66,6 @@ BOOKS: dict[int, tuple[str, str, int, int]] = {
 INJECTION = "'; DROP TABLE core.books; --"
 N_USERS = 40
 PUBLISH = PublishConfig(neighbours=5, tsne=False, keep_runs=2)
-SMALL = {
-    "baseline": {},
-    "svd": {"k": 2},
-    "als": {"factors": 4, "iterations": 10, "regularization": 0.5},
-    "mf": {"factors": 4, "iterations": 6, "reg": 0.05},
-}
 
 
 def write_goodbooks(folder: Path, seed: int = 0) -> Path:

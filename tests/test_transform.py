@@ -9,6 +9,7 @@ from collections import Counter
 
 import duckdb
 import pytest
+from helpers import rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,12 +51,6 @@ def header_field(sql: str, field: str) -> str | None:
 
 def references(sql: str) -> set[str]:
     return {f"{schema}.{table}" for schema, table in RELATION.findall(code_of(sql))}
-
-
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[tuple]:
-    return (
-        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
-    )
 
 
 def insert_ratings(con: duckdb.DuckDBPyConnection, ratings: list[tuple[int, int, int]]) -> None:
