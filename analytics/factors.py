@@ -37,6 +37,10 @@ class FactorModel:
     predicts_ratings: bool = True
     info: dict = field(default_factory=dict)
 
+    def with_history(self, history: object) -> FactorModel:
+        """The same model: factor models score from their own vectors, not the users' ratings."""
+        return self
+
     @property
     def n_factors(self) -> int:
         return 0 if self.book_factors is None else int(self.book_factors.shape[1])

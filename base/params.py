@@ -179,6 +179,94 @@ class MfParams(Params):
         )
 
 
+# How knn compares two books: their bias residuals (for rating prediction) or their weighted
+# interactions (for ranking).
+SIMILARITIES: tuple[str, ...] = ("pearson", "cosine")
+
+
+@dataclass(frozen=True)
+class KnnParams(Params):
+    # Neighbours a rating prediction draws on at most, among those the user rated.
+    k: int = 40
+    # Neighbours stored per book (models.book_weights): predictions and scores use these alone.
+    k_store: int = 200
+    similarity: str = "pearson"
+    # For similarity=cosine: how interactions are weighted before comparing (see AlsParams).
+    weighting: str = "bm25"
+    # n_ij / (n_ij + shrinkage) discounts similarities seen on few common readers.
+    shrinkage: float = 100.0
+    min_support: int = 2
+    # Added to a prediction's weight sum: light neighbourhoods pull toward the baseline.
+    damping: float = 0.5
+    reg_user: float = 5.0
+    reg_book: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(
+            self,
+            counts=("k", "k_store", "min_support"),
+            non_negative=("shrinkage", "damping", "reg_user", "reg_book"),
+            choices={"similarity": SIMILARITIES, "weighting": WEIGHTINGS},
+        )
+
+
+@dataclass(frozen=True)
+class EaseParams(Params):
+    # The ridge on B: larger trusts co-occurrence less.
+    lam: float = 200.0
+    # Weights stored per book (largest magnitude): the published model scores through these.
+    k_store: int = 200
+    # The dense inverse needs about 24 * n_books^2 bytes: 20,000 books is ~10 GB.
+    max_books: int = 20_000
+
+    def __post_init__(self) -> None:
+        _check(self, counts=("k_store", "max_books"), positive=("lam",))
+
+    def check_fits(self, shape: tuple[int, int]) -> None:
+        if shape[1] > self.max_books:
+            gigabytes = 24 * shape[1] ** 2 / 1e9
+            raise ParamError(
+                f"ease needs a dense {shape[1]:,} x {shape[1]:,} inverse (about {gigabytes:.0f} "
+                f"GB): {shape[1]:,} books is above max_books={self.max_books:,}; raise it with "
+                "-p max_books=N if the memory is there, or use knn"
+            )
+
+
+@dataclass(frozen=True)
+class BlendParams(Params):
+    # Comma-separated kinds whose latest published runs are combined; their weights are fitted
+    # on a validation carve of the train split (stored in the run's info).
+    components: str = ""
+    validation_fraction: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        names = [c.strip() for c in self.components.split(",") if c.strip()]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ParamError(
+                f"blend components={self.components!r}: give two or more different kinds, "
+                "comma-separated"
+            )
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ParamError(
+                f"blend validation_fraction={self.validation_fraction!r}: must be in (0, 1)"
+            )
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.components.split(",") if c.strip())
+
+
+@dataclass(frozen=True)
+class RatingBlendParams(BlendParams):
+    components: str = "mf,knn"
+
+
+@dataclass(frozen=True)
+class RankingBlendParams(BlendParams):
+    components: str = "als,ease"
+
+
 def as_dict(params: Any) -> dict[str, Any]:
     """A params dataclass as the plain dict stored in a run's params JSON."""
     return dataclasses.asdict(params)

@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from base.errors import ParamError, ShelfwiseError
-from base.params import AlsParams, BaselineParams, MfParams, NoParams, SvdParams
+from base.params import (
+    AlsParams,
+    BaselineParams,
+    EaseParams,
+    KnnParams,
+    MfParams,
+    NoParams,
+    RankingBlendParams,
+    RatingBlendParams,
+    SvdParams,
+)
 
 # A tune search space: one axis (name -> values) or a block of axes searched jointly
 # (tuple of names -> {name: values}, every combination). See analytics.search.
@@ -45,6 +55,12 @@ class KindSpec:
         Stores book factors: 2-D maps, cosine neighbours, favourites' centroid.
     learned_biases : bool
         Its book and user biases are learned rating offsets (the Biases page).
+    book_weights : bool
+        Stores item-item weights (``models.book_weights``): it scores through them and the
+        reader's own ratings, and its neighbours are its heaviest weights.
+    blend : bool
+        Combines the latest published runs of the kinds its params name, with weights fitted on
+        a validation carve; refitted whenever one of them is.
     stores : tuple of str
         The ``models.*`` tables a run of it fills besides runs/run_books/run_users.
     objective : str
@@ -67,6 +83,8 @@ class KindSpec:
     book_vectors: bool
     learned_biases: bool
     stores: tuple[str, ...]
+    book_weights: bool = False
+    blend: bool = False
     objective: str = "rmse"
     space: Space = field(default_factory=dict)
     default: bool = True
@@ -76,6 +94,11 @@ class KindSpec:
     def ranks(self) -> bool:
         """Every kind ranks books (the global mean only ties them all)."""
         return self.name != "global_mean"
+
+    @property
+    def neighbours(self) -> bool:
+        """Publishes per-book neighbours (cosine of vectors, or heaviest weights)."""
+        return self.book_vectors or self.book_weights
 
 
 # The model a question is answered with when none is named (CLI, API, dashboard, digest).
@@ -183,6 +206,62 @@ REGISTRY: dict[str, KindSpec] = {
                 "reg_bias": [2.0, 5.0, 10.0],
             },
         ),
+        KindSpec(
+            name="knn",
+            label="item kNN",
+            colour="#D55E00",
+            params=KnnParams,
+            fit="analytics.knn:fit_knn",
+            predicts_ratings=True,
+            book_vectors=False,
+            learned_biases=True,
+            book_weights=True,
+            stores=("user_bias", "book_bias", "book_weights", "book_neighbours"),
+            space={
+                "shrinkage": [25.0, 50.0, 100.0, 300.0],
+                "damping": [0.1, 0.5, 1.0, 2.0],
+                "k": [20, 40, 80, 200],
+            },
+        ),
+        KindSpec(
+            name="ease",
+            label="EASE",
+            colour="#CC6677",
+            params=EaseParams,
+            fit="analytics.ease:fit_ease",
+            predicts_ratings=False,
+            book_vectors=False,
+            learned_biases=False,
+            book_weights=True,
+            stores=("book_weights", "book_neighbours"),
+            objective="ndcg@10",
+            space={"lam": [20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]},
+        ),
+        KindSpec(
+            name="rating_blend",
+            label="rating blend",
+            colour="#332288",
+            params=RatingBlendParams,
+            fit="analytics.blend:blend_weights",
+            predicts_ratings=True,
+            book_vectors=False,
+            learned_biases=False,
+            blend=True,
+            stores=(),
+        ),
+        KindSpec(
+            name="ranking_blend",
+            label="ranking blend",
+            colour="#882255",
+            params=RankingBlendParams,
+            fit="analytics.blend:blend_weights",
+            predicts_ratings=False,
+            book_vectors=False,
+            learned_biases=False,
+            blend=True,
+            stores=(),
+            objective="ndcg@10",
+        ),
     )
 }
 
@@ -203,6 +282,9 @@ def kinds(
     predicts_ratings: bool | None = None,
     book_vectors: bool | None = None,
     learned_biases: bool | None = None,
+    book_weights: bool | None = None,
+    neighbours: bool | None = None,
+    blend: bool | None = None,
     default: bool | None = None,
 ) -> tuple[str, ...]:
     """Names of the kinds matching every given flag, in registry order (None: either way)."""
@@ -211,6 +293,9 @@ def kinds(
         "predicts_ratings": predicts_ratings,
         "book_vectors": book_vectors,
         "learned_biases": learned_biases,
+        "book_weights": book_weights,
+        "neighbours": neighbours,
+        "blend": blend,
         "default": default,
     }
     return tuple(

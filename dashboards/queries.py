@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, kinds
+from base.registry import DEFAULT_MODEL, fittable, kinds
 from warehouse.db import open_for_reading, snapshot_path, table_exists
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # Kinds whose book vectors the maps, neighbours and recommendations use, and kinds with learned
 # rating biases (both from the registry).
 MAP_KINDS: tuple[str, ...] = kinds(book_vectors=True)
+# Kinds with per-book neighbours (vectors or item-item weights), and every kind that recommends.
+NEIGHBOUR_KINDS: tuple[str, ...] = kinds(neighbours=True)
+RECOMMEND_KINDS: tuple[str, ...] = fittable()
 BIAS_KINDS: tuple[str, ...] = kinds(learned_biases=True)
 
 # Colour options of the embedding map -> SQL expression over the aliases of projection_points().
@@ -127,6 +130,18 @@ class WarehouseStatus:
     @property
     def map_kinds(self) -> tuple[str, ...]:
         return tuple(k for k in MAP_KINDS if k in self.published)
+
+    @property
+    def neighbour_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in NEIGHBOUR_KINDS if k in self.published)
+
+    @property
+    def recommend_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in RECOMMEND_KINDS if k in self.published)
+
+    def default_among(self, offered: tuple[str, ...]) -> str:
+        """The default model when ``offered`` has it, else the first offered."""
+        return DEFAULT_MODEL if DEFAULT_MODEL in offered else offered[0]
 
     @property
     def default_kind(self) -> str:

@@ -31,6 +31,7 @@ from analytics.neighbours import (
     normalise_rows,
     rank_by_similarity,
 )
+from analytics.weights import weights_matrix
 from base.config import default_db_path
 from base.errors import ShelfwiseError
 from base.registry import DEFAULT_MODEL, kinds, spec
@@ -170,13 +171,37 @@ def book_vectors(con: duckdb.DuckDBPyConnection, run_id: int) -> np.ndarray:
     return vectors
 
 
-def _vector_run(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[int, np.ndarray]:
-    if not spec(kind).book_vectors:
+def neighbour_kinds() -> tuple[str, ...]:
+    """Kinds with per-book neighbours: cosine of book vectors, or heaviest item-item weights."""
+    return kinds(neighbours=True)
+
+
+def _neighbour_run(con: duckdb.DuckDBPyConnection, kind: str) -> int:
+    if not spec(kind).neighbours:
         raise ShelfwiseError(
-            f"{kind} has no book vectors; use one of {', '.join(kinds(book_vectors=True))}"
+            f"{kind} has no book vectors or weights; use one of {', '.join(neighbour_kinds())}"
         )
-    run_id = run_for(con, kind)
-    return run_id, book_vectors(con, run_id)
+    return run_for(con, kind)
+
+
+def run_books(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
+    """How many books the run was fitted on (its book index runs 0..n-1)."""
+    return int(
+        con.execute("select count(*) from models.run_books where run_id = ?", [run_id]).fetchall()[
+            0
+        ][0]
+    )
+
+
+def _one_row(
+    n_rows: int, n_books: int, row: int, books: np.ndarray, values: np.ndarray
+) -> sp.csr_matrix:
+    """A (n_rows, n_books) matrix holding one user's ``values`` at ``books`` in row ``row``."""
+    books = np.asarray(books, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.asarray(values, dtype=np.float32), (np.full(len(books), row), books)),
+        shape=(n_rows, n_books),
+    )
 
 
 # ----------------------------------------------------------------------------- similar books
@@ -185,13 +210,26 @@ def _vector_run(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[int, np.ndar
 def similar(
     con: duckdb.DuckDBPyConnection, title: str, *, kind: str = DEFAULT_MODEL, n: int = 10
 ) -> tuple[Book, list[Book]]:
-    """The book matching ``title`` and its ``n`` nearest books by cosine under ``kind``."""
-    run_id, vectors = _vector_run(con, kind)
+    """The book matching ``title`` and its ``n`` nearest books under ``kind``.
+
+    Kinds with book vectors rank every book by cosine; kinds with item-item weights (knn, EASE)
+    list the book's stored neighbours, heaviest first (at most the ``--neighbours`` published).
+    """
+    run_id = _neighbour_run(con, kind)
     book = resolve_title(con, run_id, title)
-    idx, scores = rank_by_similarity(
-        vectors[book.book_idx], vectors, n=n, exclude=np.array([book.book_idx])
-    )
-    return book, books_by_idx(con, run_id, idx, scores)
+    if spec(kind).book_vectors:
+        vectors = book_vectors(con, run_id)
+        idx, scores = rank_by_similarity(
+            vectors[book.book_idx], vectors, n=n, exclude=np.array([book.book_idx])
+        )
+        return book, books_by_idx(con, run_id, idx, scores)
+    found = con.execute(
+        """select neighbour_idx, score from models.book_neighbours
+           where run_id = ? and book_idx = ? order by rank limit ?""",
+        [run_id, book.book_idx, n],
+    ).fetchall()
+    idx = np.array([r[0] for r in found], dtype=np.int64)
+    return book, books_by_idx(con, run_id, idx, np.array([r[1] for r in found]))
 
 
 # ----------------------------------------------------------------------------- recommendations
@@ -208,24 +246,47 @@ class Recommendation:
     because: tuple[tuple[str, float | None], ...]
 
 
-def centroid(
+def favourites_recommend(
     con: duckdb.DuckDBPyConnection,
     run_id: int,
-    vectors: np.ndarray,
+    kind: str,
     favourites: np.ndarray,
     *,
     n: int,
     exclude_keys: Sequence[int] = (),
 ) -> tuple[list[Book], list[int]]:
-    """Books nearest the centroid of the favourites' unit vectors (the UCSD tutorial's recipe).
+    """Books for a set of favourite books (never a favourite nor a book of ``exclude_keys``).
 
-    Never a favourite nor a book of ``exclude_keys``. Returns the books, best first, and for each
-    the position in ``favourites`` of its most cosine-similar favourite.
+    With book vectors: nearest the centroid of the favourites' unit vectors (the UCSD tutorial's
+    recipe). With item-item weights: each book scored by its summed weight to the favourites,
+    as the model scores a reader who has exactly these books. Returns the books, best first,
+    and for each the position in ``favourites`` of the favourite closest to it (most
+    cosine-similar, or heaviest weight).
     """
+    favourites = np.asarray(favourites, dtype=np.int64)
     extra = np.array(list(book_indices(con, run_id, exclude_keys).values()), dtype=np.int64)
-    idx, scores = centroid_recommendations(vectors, favourites, n=n, exclude=extra)
-    closest = closest_favourite(vectors, idx, favourites) if len(idx) else np.array([], dtype=int)
-    return books_by_idx(con, run_id, idx, scores), [int(c) for c in closest]
+    if spec(kind).book_vectors:
+        vectors = book_vectors(con, run_id)
+        idx, scores = centroid_recommendations(vectors, favourites, n=n, exclude=extra)
+        closest = closest_favourite(vectors, idx, favourites) if len(idx) else []
+        return books_by_idx(con, run_id, idx, scores), [int(c) for c in closest]
+    n_books = run_books(con, run_id)
+    history = _one_row(1, n_books, 0, favourites, np.ones(len(favourites)))
+    model = store.read_model(con, run_id).with_history(history)
+    scores = model.scores(np.array([0]))
+    banned = np.concatenate([favourites, extra])
+    scores[0, banned] = -np.inf
+    idx, values = _top(scores[0], n)
+    w = weights_matrix(model.neighbours, model.weights, n_books)[idx][:, favourites].toarray()
+    closest = w.argmax(axis=1) if len(idx) else []
+    return books_by_idx(con, run_id, idx, values), [int(c) for c in closest]
+
+
+def _top(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` highest finite scores (positive for weights), best first."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    order = finite[np.argsort(-scores[finite], kind="stable")][:n]
+    return order.astype(np.int64), scores[order]
 
 
 def recommend_for_books(
@@ -236,34 +297,42 @@ def recommend_for_books(
     n: int = 10,
     exclude: Sequence[int] = (),
 ) -> tuple[list[Book], list[Book], list[int]]:
-    """Centroid recommendations for favourite titles (never the favourites, nor ``exclude`` keys).
+    """Recommendations for favourite titles (never the favourites, nor ``exclude`` keys).
 
     Returns (favourites, recommendations, index into favourites of each recommendation's closest).
     """
-    run_id, vectors = _vector_run(con, kind)
+    run_id = _neighbour_run(con, kind)
     favourites = [resolve_title(con, run_id, t) for t in titles]
     fav_idx = np.array([b.book_idx for b in favourites], dtype=np.int64)
-    books, closest = centroid(con, run_id, vectors, fav_idx, n=n, exclude_keys=exclude)
+    books, closest = favourites_recommend(con, run_id, kind, fav_idx, n=n, exclude_keys=exclude)
     return favourites, books, closest
 
 
 def recommend_for_keys(
     con: duckdb.DuckDBPyConnection, run_id: int, book_keys: Sequence[int], n: int
 ) -> tuple[list[Book], list[Recommendation]]:
-    """Centroid recommendations for favourites given by key (two books sharing a title are never
+    """Recommendations for favourites given by key (two books sharing a title are never
     confused); keys the run lacks are left out. Returns (favourites found in the run,
     recommendations each explained by its closest favourite)."""
     idx_of = book_indices(con, run_id, book_keys)
     keys = [k for k in book_keys if k in idx_of]
     if not keys:
         return [], []
+    kind = _kind_of(con, run_id)
     fav_idx = np.array([idx_of[k] for k in keys], dtype=np.int64)
     favourites = books_by_idx(con, run_id, fav_idx)
-    books, closest = centroid(con, run_id, book_vectors(con, run_id), fav_idx, n=n)
+    books, closest = favourites_recommend(con, run_id, kind, fav_idx, n=n)
     return favourites, [
         Recommendation(b, ((favourites[c].title or "", None),))
         for b, c in zip(books, closest, strict=True)
     ]
+
+
+def _kind_of(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
+    found = con.execute("select kind from models.runs where run_id = ?", [run_id]).fetchall()
+    if not found:
+        raise ShelfwiseError(f"no run {run_id}")
+    return str(found[0][0])
 
 
 def _user_idx(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, kind: str) -> int:
@@ -295,20 +364,56 @@ def _rated(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> list[t
 def recommend_for_user(
     con: duckdb.DuckDBPyConnection, user_key: int, *, kind: str = DEFAULT_MODEL, n: int = 10
 ) -> list[Book]:
-    """Top-``n`` books for a user under ``kind``, never one the user has rated (train or test)."""
+    """Top-``n`` books for a user under ``kind``, never one the user has rated (train or test).
+
+    Kinds that score through item-item weights draw on every rating the user has (train and
+    test): a reader's whole shelf is what a recommendation should know.
+    """
     run_id = run_for(con, kind)
-    user_idx = _user_idx(con, run_id, user_key, kind)
-    model = store.read_model(con, run_id)
-    rated_idx = np.array([r[0] for r in _rated(con, run_id, user_key)], dtype=np.int64)
-    n_books = len(model.book_bias) if model.book_bias is not None else model.book_factors.shape[0]
-    exclude = sp.csr_matrix(
-        (np.ones(len(rated_idx)), (np.zeros(len(rated_idx), dtype=np.int64), rated_idx)),
-        shape=(1, n_books),
-    )
+    user_idx, history, rated = _user_history(con, run_id, user_key, kind)
+    n_books = history.shape[1]
+    rated_idx = np.array([r[0] for r in rated], dtype=np.int64)
+    model = store.read_model(con, run_id).with_history(history)
+    exclude = _one_row(1, n_books, 0, rated_idx, np.ones(len(rated_idx)))
     scores = model.scores(np.array([user_idx]))
     top = top_n(scores, exclude, np.array([0]), n)[0]
     top = top[np.isfinite(scores[0, top])]
     return books_by_idx(con, run_id, top, scores[0, top])
+
+
+def _user_history(
+    con: duckdb.DuckDBPyConnection, run_id: int, user_key: int, kind: str
+) -> tuple[int, sp.csr_matrix, list[tuple]]:
+    """(user_idx, every rating of the user as a (n_users, n_books) matrix, the rated rows)."""
+    user_idx = _user_idx(con, run_id, user_key, kind)
+    n_users = int(
+        con.execute("select count(*) from models.run_users where run_id = ?", [run_id]).fetchall()[
+            0
+        ][0]
+    )
+    rated = _rated(con, run_id, user_key)
+    books = np.array([r[0] for r in rated], dtype=np.int64)
+    history = _one_row(n_users, run_books(con, run_id), user_idx, books, [r[2] for r in rated])
+    return user_idx, history, rated
+
+
+def predict_rating(
+    con: duckdb.DuckDBPyConnection, user_key: int, book_key: int, *, kind: str = DEFAULT_MODEL
+) -> float:
+    """The rating ``kind`` predicts the user would give the book (1 to 5).
+
+    Kinds that score through item-item weights draw on every rating the user has; docs/models.md
+    shows the same prediction for knn as one SQL query over ``main.book_weights``.
+    """
+    if not spec(kind).predicts_ratings:
+        raise ShelfwiseError(f"{kind} ranks books; it does not predict ratings")
+    run_id = run_for(con, kind)
+    book_idx = book_indices(con, run_id, [book_key]).get(int(book_key))
+    if book_idx is None:
+        raise ShelfwiseError(f"book {book_key} is not in the {kind} model")
+    user_idx, history, _ = _user_history(con, run_id, user_key, kind)
+    model = store.read_model(con, run_id).with_history(history)
+    return float(model.predict(np.array([user_idx]), np.array([book_idx]))[0])
 
 
 def explain_for_user(
@@ -320,26 +425,36 @@ def explain_for_user(
     support: int = 3,
 ) -> list[Recommendation]:
     """The user's top-``n`` books under ``kind`` (:func:`recommend_for_user`), each with the
-    ``support`` rated books whose vectors are most cosine-similar to it.
+    ``support`` rated books that explain it best: the most cosine-similar (book vectors) or the
+    heaviest weights toward it (knn, EASE).
 
-    The reasons come from the books the user liked (rated 4 or 5) when there are enough of them:
-    a disliked book near a recommendation explains it badly. Kinds without book vectors give no
-    reasons.
+    With book vectors the reasons come from the books the user liked (rated 4 or 5) when there
+    are enough of them: a disliked book near a recommendation explains it badly. With weights
+    they are the terms of the score itself (every rated book counts). Blends give no reasons.
     """
     books = recommend_for_user(con, user_key, kind=kind, n=n)
     run_id = run_for(con, kind)
     rated = _rated(con, run_id, user_key)
+    entry = spec(kind)
     liked = [r for r in rated if r[2] >= 4]
-    if len(liked) >= support:
+    if len(liked) >= support and entry.book_vectors:
         rated = liked
-    if not books or not rated or not spec(kind).book_vectors:
+    if not books or not rated or not entry.neighbours:
         return [Recommendation(b, ()) for b in books]
-    unit = normalise_rows(book_vectors(con, run_id))
     rated_idx = np.array([r[0] for r in rated], dtype=np.int64)
-    sims = unit[np.array([b.book_idx for b in books])] @ unit[rated_idx].T  # (n_recs, n_rated)
+    rec_idx = np.array([b.book_idx for b in books])
+    if entry.book_vectors:
+        unit = normalise_rows(book_vectors(con, run_id))
+        affinity = unit[rec_idx] @ unit[rated_idx].T  # (n_recs, n_rated)
+    else:
+        neighbours, weights = store.read_weights(con, run_id)
+        matrix = weights_matrix(neighbours, weights, neighbours.shape[0])
+        affinity = matrix[rec_idx][:, rated_idx].toarray()
     out = []
-    for b, row in zip(books, sims, strict=True):
-        best = np.argsort(-row, kind="stable")[:support]
+    for b, row in zip(books, affinity, strict=True):
+        best = [
+            i for i in np.argsort(-row, kind="stable")[:support] if row[i] > 0 or entry.book_vectors
+        ]
         out.append(Recommendation(b, tuple((rated[i][1] or "", float(rated[i][2])) for i in best)))
     return out
 
@@ -446,6 +561,12 @@ class Warehouse:
                 con, list(books or ()), kind=model, n=n
             )
             return _frame(found, [[favourites[c].title or ""] for c in closest])
+
+    def predict(self, *, user: int, book: int, model: str = DEFAULT_MODEL) -> float:
+        """The rating ``model`` predicts reader ``user`` would give book ``book`` (ids as in the
+        source, book ids as ``book_key``)."""
+        with self.connection() as con:
+            return predict_rating(con, int(user), int(book), kind=model)
 
     def metrics(self, *, split: str = "test") -> pl.DataFrame:
         """Held-out metrics of the latest run of each kind, with 95% bootstrap intervals.

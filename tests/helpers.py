@@ -27,6 +27,8 @@ SMALL: dict[str, dict] = {
     "svd": {"k": 3, "random_state": 7},
     "als": {"factors": 4, "iterations": 10, "regularization": 0.5, "random_state": 7},
     "mf": {"factors": 4, "iterations": 8, "reg": 0.05, "random_state": 7},
+    "knn": {"k": 10, "k_store": 10, "shrinkage": 5.0, "min_support": 1, "damping": 0.1},
+    "ease": {"lam": 5.0, "k_store": 24},
 }
 
 

@@ -75,7 +75,7 @@ def test_kind_names_are_written_only_in_the_registry():
 
 @pytest.mark.parametrize("kind", list(REGISTRY))
 def test_each_fit_function_takes_its_kinds_params_and_repeats_none_of_their_defaults(kind):
-    from shelfwise.pipeline.fit import fit_function
+    from shelfwise.pipeline.fitting import fit_function
 
     entry = REGISTRY[kind]
     signature = inspect.signature(fit_function(kind))

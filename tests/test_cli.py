@@ -445,7 +445,7 @@ def test_transform_warns_about_rated_books_missing_from_the_books_file(
     [
         (["--source", "ucsd"], "error: no ucsd files loaded yet: give --data DIR (a ucsd folder)"),
         (["--kinds", ""], "error: --kinds: give at least one of baseline, svd, als, mf"),
-        (["--kinds", "mf,knn"], "error: --kinds: unknown kind(s) knn"),
+        (["--kinds", "mf,nope"], "error: --kinds: unknown kind(s) nope"),
     ],
 )
 def test_refresh_refuses_what_it_cannot_refresh_in_one_line(

@@ -67,9 +67,9 @@ def test_kind_choices_come_from_the_registry():
     }
     assert list(choice["fit"]) == list(choice["tune"]) == list(fittable())
     assert list(choice["recommend"]) == list(fittable())
-    assert list(choice["similar"]) == list(choice["digest"]) == list(kinds(book_vectors=True))
+    assert list(choice["similar"]) == list(choice["digest"]) == list(kinds(neighbours=True))
     for name in ("similar", "recommend", "digest"):
         model = next(p for p in by_name[name].params if p.name == "kind")
         assert model.default == DEFAULT_MODEL
     refresh_kinds = next(p for p in by_name["refresh"].params if p.name == "kinds")
-    assert refresh_kinds.default.split(",") == list(kinds(default=True))
+    assert [k.strip() for k in refresh_kinds.default.split(",")] == list(kinds(default=True))

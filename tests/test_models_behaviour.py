@@ -14,11 +14,13 @@ from analytics.baseline import fit_global_mean
 from analytics.factors import FactorModel
 from analytics.metrics import top_n
 from base.errors import ShelfwiseError
-from base.registry import fittable, kinds, make_params
+from base.registry import REGISTRY, fittable, kinds, make_params
 from shelfwise.pipeline.fit import fit_model
 
-KINDS = fittable()
-RATING_KINDS = kinds(predicts_ratings=True)
+# Every kind fitted from the train matrix alone (blends combine published runs:
+# tests/test_blends.py).
+KINDS = kinds(blend=False)
+RATING_KINDS = kinds(predicts_ratings=True, blend=False)
 
 # Small, fast settings for each kind; every stochastic kind gets the same seed.
 
@@ -85,12 +87,13 @@ def fitted(kind: str, planted: Planted) -> FactorModel:
 
 
 def arrays(model: FactorModel) -> dict[str, np.ndarray]:
-    names = ("user_bias", "book_bias", "user_factors", "book_factors")
-    return {n: getattr(model, n) for n in names if getattr(model, n) is not None}
+    names = ("user_bias", "book_bias", "user_factors", "book_factors", "neighbours", "weights")
+    return {n: getattr(model, n) for n in names if getattr(model, n, None) is not None}
 
 
 def test_the_suite_covers_every_kind():
-    assert set(SMALL) == set(KINDS) == {"baseline", "svd", "als", "mf"}
+    assert set(SMALL) == set(KINDS) == set(fittable()) - set(kinds(blend=True))
+    assert {"baseline", "svd", "als", "mf", "knn", "ease"} <= set(KINDS)
 
 
 def test_output_shapes_and_dtypes(kind, fitted):
@@ -107,6 +110,17 @@ def test_output_shapes_and_dtypes(kind, fitted):
             assert out[name].shape == ((N_USERS,) if name == "user_bias" else (N_BOOKS,))
     if kind == "baseline":
         assert fitted.user_factors is None and fitted.book_factors is None and fitted.n_factors == 0
+    elif REGISTRY[kind].book_weights:
+        k_store = SMALL[kind]["k_store"]
+        assert fitted.user_factors is None and fitted.book_factors is None
+        assert fitted.neighbours.dtype == np.int32 and fitted.neighbours.shape == (N_BOOKS, k_store)
+        assert fitted.weights.dtype == np.float32 and fitted.weights.shape == (N_BOOKS, k_store)
+        # Every stored neighbour is another book, listed once, heaviest first.
+        for i, (row, w) in enumerate(zip(fitted.neighbours, fitted.weights, strict=True)):
+            kept = row[row >= 0]
+            assert i not in kept and len(set(kept)) == len(kept)
+            key = w[row >= 0] if kind == "knn" else np.abs(w[row >= 0])
+            assert (np.diff(key) <= 1e-6).all()
     else:
         k = SMALL[kind].get("factors", SMALL[kind].get("k"))
         assert fitted.user_factors.dtype == np.float32 and fitted.user_factors.shape == (N_USERS, k)

@@ -19,7 +19,7 @@ from analytics.mf import batched_cg, fit_mf, row_grams
 from analytics.search import axis_names, carve_validation
 from base.config import LoadConfig, PublishConfig, TransformConfig
 from base.params import AlsParams, MfParams
-from base.registry import REGISTRY, make_params
+from base.registry import REGISTRY, kinds, make_params
 from shelfwise.pipeline.fit import fit_and_publish, fit_model
 from shelfwise.pipeline.tune import (
     params_for,
@@ -47,6 +47,8 @@ TINY: dict[str, dict[str, list]] = {
         },
         "factors": [2, 8],
     },
+    "knn": {"shrinkage": [1.0, 50.0], "damping": [0.1, 2.0], "k": [3, 20]},
+    "ease": {"lam": [1.0, 20.0, 200.0]},
 }
 
 
@@ -170,8 +172,12 @@ def poison_test_split(con: duckdb.DuckDBPyConnection, how: str) -> None:
         )
 
 
+def test_the_poisoning_proof_covers_every_tunable_kind():
+    assert set(TINY) == set(kinds(blend=False))
+
+
 @pytest.mark.parametrize("how", ["ones", "shuffled"])
-@pytest.mark.parametrize("kind", ["baseline", "svd", "mf", "als"])
+@pytest.mark.parametrize("kind", list(TINY))
 def test_poisoned_test_ratings_change_no_choice_nor_any_validation_score(warehouse, kind, how):
     before = tune(warehouse, kind, space=TINY[kind], random_state=3)
     clean = store.read_ratings(warehouse)

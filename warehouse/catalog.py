@@ -32,6 +32,7 @@ TABLES: tuple[str, ...] = (
     "models/user_bias",
     "models/book_bias",
     "models/book_neighbours",
+    "models/book_weights",
     "models/projections",
     "models/metrics",
     "models/tuned",
@@ -75,6 +76,7 @@ VIEWS: tuple[str, ...] = (
     "main/book_bias",
     "main/user_bias",
     "main/book_neighbours",
+    "main/book_weights",
     "main/model_metrics",
 )
 

@@ -8,14 +8,17 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from analytics.blend import assemble
 from analytics.factors import FactorModel
 from analytics.metrics import Metric
+from analytics.weights import ItemWeightsModel
 from base.errors import ShelfwiseError
 from base.registry import spec
 from warehouse.db import scalar, table_exists, transaction
@@ -244,6 +247,22 @@ def publish_run(
                     }
                 ),
             )
+        if isinstance(model, ItemWeightsModel):
+            keep = model.neighbours >= 0
+            counts = keep.sum(axis=1)
+            _insert(
+                con,
+                "models.book_weights",
+                pa.table(
+                    {
+                        "run_id": np.full(int(counts.sum()), run_id, dtype=np.int64),
+                        "book_idx": np.repeat(np.arange(model.n_books, dtype=np.int32), counts),
+                        "rank": (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
+                        "neighbour_idx": model.neighbours[keep].astype(np.int32),
+                        "weight": model.weights[keep].astype(np.float64),
+                    }
+                ),
+            )
         for method, xy in (projections or {}).items():
             _insert(
                 con,
@@ -281,6 +300,7 @@ RUN_TABLES = (
     "models.user_bias",
     "models.book_bias",
     "models.book_neighbours",
+    "models.book_weights",
     "models.projections",
     "models.metrics",
     "models.run_books",
@@ -350,11 +370,32 @@ def read_vectors(con: duckdb.DuckDBPyConnection, table: str, run_id: int) -> np.
     return flat.reshape(rows.num_rows, -1).astype(np.float32)
 
 
-def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
-    """A published run back as a FactorModel, indexed as the run was fitted."""
+def read_weights(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """A run's stored item-item weights as (neighbours int32, weights float32), shape
+    (n_books, k_store), heaviest first, -1 / 0 padding."""
+    n_books = int(scalar(con, "select count(*) from models.run_books where run_id = ?", [run_id]))
+    table = con.sql(
+        "select book_idx, rank, neighbour_idx, weight from models.book_weights "
+        "where run_id = $run_id",
+        params={"run_id": run_id},
+    ).to_arrow_table()
+    book, rank = (table.column(c).to_numpy() for c in ("book_idx", "rank"))
+    k = int(rank.max()) if len(rank) else 1
+    neighbours = np.full((n_books, k), -1, dtype=np.int32)
+    weights = np.zeros((n_books, k), dtype=np.float32)
+    neighbours[book, rank - 1] = table.column("neighbour_idx").to_numpy()
+    weights[book, rank - 1] = table.column("weight").to_numpy()
+    return neighbours, weights
+
+
+def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> Any:
+    """A published run back as its model (FactorModel, ItemWeightsModel or BlendModel), indexed
+    as the run was fitted. Weights and blend models draw on users' ratings: callers give them
+    the ratings to use with ``with_history``."""
     kind = scalar(con, "select kind from models.runs where run_id = ?", [run_id])
     if kind is None:
         raise ShelfwiseError(f"no run {run_id}")
+    entry = spec(kind)
 
     def biases(table: str, idx: str) -> np.ndarray | None:
         arr = con.execute(
@@ -366,6 +407,34 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> FactorModel:
         scalar(con, "select coalesce(info, '{}') from models.runs where run_id = ?", [run_id])
     )
     params = json.loads(scalar(con, "select params from models.runs where run_id = ?", [run_id]))
+    if entry.blend:
+        n_users = int(
+            scalar(con, "select count(*) from models.run_users where run_id = ?", [run_id])
+        )
+        parts = [read_model(con, int(r)) for r in info["component_runs"]]
+        return assemble(
+            kind,
+            parts,
+            np.asarray(info["weights"]),
+            n_users=n_users,
+            predicts_ratings=entry.predicts_ratings,
+            spreads=info["spreads"],
+            info=info,
+        )
+    if entry.book_weights:
+        neighbours, weights = read_weights(con, run_id)
+        return ItemWeightsModel(
+            kind,
+            global_mean=float(info.get("global_mean", 0.0)),
+            user_bias=biases("models.user_bias", "user_idx"),
+            book_bias=biases("models.book_bias", "book_idx"),
+            neighbours=neighbours,
+            weights=weights,
+            k=int(params.get("k", 0)) or neighbours.shape[1],
+            damping=float(params.get("damping", 0.0)),
+            predicts_ratings=entry.predicts_ratings,
+            info=info,
+        )
     return FactorModel(
         kind,
         global_mean=float(info.get("global_mean", params.get("global_mean", 0.0))),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
+from base.registry import REGISTRY
 from dashboards import queries
 from dashboards.components import (
     book_list,
@@ -79,7 +80,9 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
                     "Model",
                     dcc.RadioItems(
                         id="nbr-fav-kind",
-                        options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
+                        options=[
+                            {"label": KIND_LABELS[k], "value": k} for k in status.neighbour_kinds
+                        ],
                         value=kind,
                         inline=True,
                         className="radio",
@@ -92,12 +95,19 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
     )
 
 
+# What a neighbour's score is under each kind.
+SCORE_LABELS = {
+    kind: "cosine similarity" if REGISTRY[kind].book_vectors else "weight"
+    for kind in queries.NEIGHBOUR_KINDS
+}
+
+
 def _search(text: str | None, chosen: list[int]) -> list[dict]:
     """Typeahead options: books of the latest factor runs matching what was typed (the most-rated
     when nothing is), with the chosen books first so they keep their labels."""
     settings = current_settings()
     with queries.reading(settings.db_path) as con:
-        runs = list(queries.latest_runs(con, queries.MAP_KINDS).values())
+        runs = list(queries.latest_runs(con, queries.NEIGHBOUR_KINDS).values())
         found = queries.search_books(con, text or "", runs, settings.search_limit)
         return book_options(found, queries.books_by_key(con, chosen))
 
@@ -130,7 +140,7 @@ def columns(book_key: int | None, _version):
     settings = current_settings()
     try:
         with queries.reading(settings.db_path) as con:
-            runs = queries.latest_runs(con, queries.MAP_KINDS)
+            runs = queries.latest_runs(con, queries.NEIGHBOUR_KINDS)
             lists = {
                 kind: queries.neighbours(con, run_id, book_key, settings.neighbours)
                 for kind, run_id in runs.items()
@@ -153,7 +163,7 @@ def columns(book_key: int | None, _version):
                         r["image_url"],
                         rank=r["rank"],
                         score=r["score"],
-                        score_label="cosine similarity",
+                        score_label=SCORE_LABELS[kind],
                         detail=f"{fmt_int(r['n_ratings'])} ratings"
                         if r["n_ratings"] is not None
                         else None,

@@ -33,15 +33,15 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
     """The user and model pickers and the two lists; ``?user=ID`` preselects a user."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
-    if not status.ready or not status.map_kinds:
+    if not status.ready or not status.recommend_kinds:
         return setup_page(status, settings.db_path)
-    kind = status.default_kind
+    kind = status.default_among(status.recommend_kinds)
     chosen = int(user) if user and user.isdigit() else None
     return page(
         "Users",
         "Pick a reader: what they rated, and the books a model would suggest next "
         "(never one they rated), "
-        "each with the rated books whose vectors are closest to it.",
+        "each with the rated books that explain it (closest vectors, or heaviest weights).",
         controls(
             (
                 "User",
@@ -58,7 +58,7 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
                 "Model",
                 dcc.RadioItems(
                     id="usr-kind",
-                    options=[{"label": KIND_LABELS[k], "value": k} for k in status.map_kinds],
+                    options=[{"label": KIND_LABELS[k], "value": k} for k in status.recommend_kinds],
                     value=kind,
                     inline=True,
                     className="radio",

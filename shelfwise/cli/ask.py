@@ -17,7 +17,7 @@ from shelfwise.cli.output import print_books
 @click.option(
     "--model",
     "kind",
-    type=click.Choice(kinds(book_vectors=True)),
+    type=click.Choice(kinds(neighbours=True)),
     default=DEFAULT_MODEL,
     help="Whose book vectors to compare.",
 )

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 @click.option(
     "--model",
     "kind",
-    type=click.Choice(kinds(book_vectors=True)),
+    type=click.Choice(kinds(neighbours=True)),
     default=DEFAULT_MODEL,
     help="Whose book factors to use.",
 )

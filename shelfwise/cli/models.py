@@ -191,7 +191,7 @@ def evaluate(k: int, n_boot: int, db_path: Path) -> None:
 )
 @click.option(
     "--kinds",
-    default=",".join(registry_kinds(default=True)),
+    default=", ".join(registry_kinds(default=True)),
     help="Comma-separated model kinds to keep fresh.",
 )
 @config_option(PublishConfig, "tsne", "--tsne/--no-tsne", help="Store t-SNE maps besides PCA.")

@@ -138,7 +138,7 @@ def build_digest(
     favourites : titles, in the order of the favourites file
     pick : how many favourites form the centroid (all of them when fewer resolve)
     n : how many books to recommend
-    kind : a kind with book vectors (base.registry.kinds(book_vectors=True)) and a published run
+    kind : a kind with book neighbours (base.registry.kinds(neighbours=True)) and a published run
     rng : numpy Generator drawing the favourites; the only randomness
     history_weeks : exclude books of digests sent in the last ``history_weeks`` weeks (plus a day,
         so the last N weekly digests); 0 excludes none

@@ -73,7 +73,7 @@ def evaluate(
             )
             continue
         step(f"evaluating {kind} (run {run['run_id']})")
-        model = store.read_model(con, run["run_id"])
+        model = store.read_model(con, run["run_id"]).with_history(data.train)
         metrics: list[Metric] = []
         seed = random_state
         if entry.predicts_ratings:

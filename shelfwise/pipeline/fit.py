@@ -2,53 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import duckdb
-import numpy as np
-import scipy.sparse as sp
 
-from analytics.factors import FactorModel
 from analytics.neighbours import top_k_cosine
 from analytics.projections import pca_2d, tsne_2d
+from analytics.weights import ItemWeightsModel, heaviest_neighbours
 from base.config import PublishConfig
 from base.params import as_dict
 from base.registry import spec
+from shelfwise.pipeline.blend import component_runs, fit_blend_run
+from shelfwise.pipeline.fitting import fit_model
 from warehouse import store
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-
-def fit_function(kind: str) -> Callable[..., FactorModel]:
-    """The pure fitting function the registry names for ``kind`` (looked up at call time)."""
-    module, _, name = spec(kind).fit.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def fit_model(
-    kind: str,
-    train: sp.csr_matrix,
-    params: Any,
-    *,
-    on_iteration: Callable[[int, float], None] | None = None,
-) -> FactorModel:
-    """Fit ``kind`` on ``train`` with its typed params (the registry's function, nothing else)."""
-    params.check_fits(train.shape)
-    if np.any(train.data == 0):
-        # Stored zeros are missing ratings, not ratings of 0, for every kind.
-        train = sp.csr_matrix(train, copy=True)
-        train.eliminate_zeros()
-    fit = fit_function(kind)
-    if on_iteration is not None and "on_iteration" in inspect.signature(fit).parameters:
-        return fit(train, params, on_iteration=on_iteration)
-    return fit(train, params)
 
 
 def fit_and_publish(
@@ -67,6 +40,8 @@ def fit_and_publish(
     """
     data = data or store.read_ratings(con)
     params.check_fits(data.shape)  # before the run is recorded: nothing was tried
+    if spec(kind).blend:
+        component_runs(con, kind, params, data.fingerprint)  # every component published
     run_id = store.start_run(
         con, kind, data.source, {"kind": kind, **as_dict(params)}, data.fingerprint
     )
@@ -75,13 +50,19 @@ def fit_and_publish(
         step(
             f"{kind}: fitting on {data.train.nnz:,} ratings ({data.shape[0]:,} x {data.shape[1]:,})"
         )
-        model = fit_model(
-            kind,
-            data.train,
-            params,
-            on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"),
-        )
+        if spec(kind).blend:
+            model = fit_blend_run(con, kind, params, data)
+        else:
+            model = fit_model(
+                kind,
+                data.train,
+                params,
+                on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"),
+            )
         neighbours = projections = None
+        if isinstance(model, ItemWeightsModel):
+            step(f"{kind}: top-{publish.neighbours} neighbours by weight")
+            neighbours = heaviest_neighbours(model.neighbours, model.weights, publish.neighbours)
         if model.book_factors is not None:
             step(f"{kind}: top-{publish.neighbours} cosine neighbours")
             want_tsne = publish.tsne and model.book_factors.shape[0] > 10

@@ -13,6 +13,8 @@ from base.config import LoadConfig, PublishConfig, TransformConfig, to_json
 from base.errors import ShelfwiseError
 from base.params import as_dict
 from base.registry import kinds as registry_kinds
+from base.registry import spec
+from shelfwise.pipeline.blend import stale_blend
 from shelfwise.pipeline.evaluate import evaluate
 from shelfwise.pipeline.fit import Progress, fit_and_publish
 from shelfwise.pipeline.tune import params_for
@@ -106,6 +108,8 @@ def refresh(
             run is not None
             and run["input_fingerprint"] == data.fingerprint
             and json.loads(run["params"]) == {"kind": kind, **as_dict(params)}
+            # A blend is as current as its components: a refit of one refits the blend.
+            and not (spec(kind).blend and stale_blend(con, kind))
         )
         if current and not force:
             continue

@@ -18,10 +18,11 @@ from analytics import search as searching
 from analytics.metrics import per_user_ranking, relevant_test
 from analytics.mf import fit_mf
 from analytics.search import Space, Trial
-from base.errors import ParamError
+from base.errors import ParamError, ShelfwiseError
 from base.params import parse_value
 from base.registry import fittable, make_params, param_defaults, spec
-from shelfwise.pipeline.fit import Progress, fit_model
+from shelfwise.pipeline.fit import Progress
+from shelfwise.pipeline.fitting import fit_model
 from warehouse import store
 from warehouse.db import transaction
 
@@ -118,6 +119,11 @@ def search(
     """
     if kind not in fittable():
         raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(fittable())}")
+    if spec(kind).blend:
+        raise ShelfwiseError(
+            f"{kind} fits its weights on a validation carve at every fit: there is nothing to "
+            "tune; tune its components instead"
+        )
     space = dict(spec(kind).space if space is None else space)
     for options in searching.moves(space):  # unknown names fail here, before any fit
         for option in options[:1]:

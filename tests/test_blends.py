@@ -1,0 +1,121 @@
+"""Blends: weights chosen on the train carve, applied to the published component runs, refitted
+when a component is, refused without their components."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import SMALL, build_warehouse, rows
+from test_queries import write_goodbooks
+
+from base.config import PublishConfig, TransformConfig
+from base.errors import ShelfwiseError
+from base.registry import make_params
+from shelfwise.pipeline.evaluate import evaluate
+from shelfwise.pipeline.fit import fit_and_publish
+from shelfwise.pipeline.refresh import refresh
+from shelfwise.pipeline.tune import search
+from warehouse import store
+from warehouse.db import connect
+
+PUBLISH = PublishConfig(neighbours=5, tsne=False)
+COMPONENTS = {k: SMALL[k] for k in ("mf", "knn", "als", "ease")}
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path):
+    db = build_warehouse(
+        tmp_path / "w.duckdb",
+        write_goodbooks(tmp_path / "goodbooks"),
+        TransformConfig(min_user_ratings=1, min_book_ratings=1),
+        fits=COMPONENTS,
+        publish=PUBLISH,
+    )
+    con = connect(db)
+    yield con
+    con.close()
+
+
+def info(con, kind: str) -> dict:
+    return json.loads(store.latest_run(con, kind)["info"])
+
+
+@pytest.mark.parametrize("kind", ["rating_blend", "ranking_blend"])
+def test_a_blend_combines_the_latest_component_runs_with_weights_from_the_carve(warehouse, kind):
+    run_id = fit_and_publish(warehouse, kind, make_params(kind), PUBLISH)
+    got = info(warehouse, kind)
+    assert got["components"] == list(make_params(kind).kinds)
+    assert got["component_runs"] == [
+        int(store.latest_run(warehouse, c)["run_id"]) for c in got["components"]
+    ]
+    assert len(got["weights"]) == 2 and min(got["weights"]) >= 0 and max(got["weights"]) > 0
+    model = store.read_model(warehouse, run_id).with_history(store.read_ratings(warehouse).train)
+    data = store.read_ratings(warehouse)
+    parts = [store.read_model(warehouse, r).with_history(data.train) for r in got["component_runs"]]
+    users = np.arange(data.shape[0])
+    expected = sum(
+        w / s * p.scores(users)
+        for w, s, p in zip(got["weights"], got["spreads"], parts, strict=True)
+    )
+    np.testing.assert_allclose(model.scores(users), expected, rtol=1e-5, atol=1e-6)
+    if kind == "rating_blend":
+        u, b = data.test.nonzero()
+        predicted = model.predict(u, b)
+        assert predicted.min() >= 1 and predicted.max() <= 5
+    rows_ = evaluate(warehouse, n_boot=10)
+    assert {r.kind for r in rows_} >= {kind}
+
+
+def test_a_blend_without_a_published_component_is_one_line_and_records_no_run(tmp_path):
+    db = build_warehouse(
+        tmp_path / "w.duckdb",
+        write_goodbooks(tmp_path / "goodbooks"),
+        TransformConfig(min_user_ratings=1, min_book_ratings=1),
+        fits={"mf": SMALL["mf"]},
+        publish=PUBLISH,
+    )
+    with connect(db) as con:
+        with pytest.raises(ShelfwiseError, match="needs a published knn run") as error:
+            fit_and_publish(con, "rating_blend", make_params("rating_blend"), PUBLISH)
+        assert "\n" not in str(error.value)
+        assert rows(con, "select count(*) from models.runs where kind = 'rating_blend'") == [(0,)]
+        bad = make_params("rating_blend", {"components": "mf,ease"})
+        with pytest.raises(ShelfwiseError, match="'ease' is not a kind that predicts ratings"):
+            fit_and_publish(con, "rating_blend", bad, PUBLISH)
+
+
+def test_refitting_a_component_makes_refresh_refit_only_its_blends(warehouse):
+    source = Path(rows(warehouse, "select file from raw.load_log limit 1")[0][0]).parent
+    kinds = ("mf", "knn", "als", "ease", "rating_blend", "ranking_blend")
+    for kind in ("rating_blend", "ranking_blend"):
+        fit_and_publish(warehouse, kind, make_params(kind), PUBLISH)
+    # The components were fitted with small settings: the first refresh refits them at their
+    # defaults, and so every blend over them.
+    first = refresh(warehouse, data_dir=source, kinds=kinds, publish=PUBLISH)
+    assert set(first.fitted) == set(kinds)
+    settled = refresh(warehouse, data_dir=source, kinds=kinds, publish=PUBLISH)
+    assert settled.fitted == {}
+    before = info(warehouse, "ranking_blend")["component_runs"]
+    fit_and_publish(warehouse, "mf", make_params("mf", {"factors": 3}), PUBLISH)
+    report = refresh(warehouse, data_dir=source, kinds=kinds, publish=PUBLISH)
+    assert "rating_blend" in report.fitted and "ranking_blend" not in report.fitted
+    assert info(warehouse, "rating_blend")["component_runs"][0] == int(
+        store.latest_run(warehouse, "mf")["run_id"]
+    )
+    assert info(warehouse, "ranking_blend")["component_runs"] == before
+
+
+def test_blend_weights_never_read_the_test_split(warehouse):
+    fit_and_publish(warehouse, "rating_blend", make_params("rating_blend"), PUBLISH)
+    weights = info(warehouse, "rating_blend")["weights"]
+    warehouse.execute("update matrix.ratings set rating = 1 where split = 'test'")
+    fit_and_publish(warehouse, "rating_blend", make_params("rating_blend"), PUBLISH)
+    assert info(warehouse, "rating_blend")["weights"] == weights
+
+
+def test_there_is_nothing_to_tune_in_a_blend(warehouse):
+    with pytest.raises(ShelfwiseError, match="nothing to tune"):
+        search("rating_blend", store.read_ratings(warehouse).train)
