@@ -153,9 +153,7 @@ def assemble(
     """
     if spreads is None:
         spreads = (
-            [1.0] * len(models)
-            if predicts_ratings
-            else [score_spread(m, n_users) for m in models]
+            [1.0] * len(models) if predicts_ratings else [score_spread(m, n_users) for m in models]
         )
     return BlendModel(
         kind,
