@@ -71,3 +71,49 @@ def tsne_2d(
         verbose=False,
     ).fit(affinities=affinities, initialization=start)
     return np.asarray(embedding, dtype=np.float64)
+
+
+def pole_axes(
+    vectors: np.ndarray,
+    x_poles: tuple[np.ndarray, np.ndarray],
+    y_poles: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Custom axes (the Embedding Projector's custom projection), float64 shape (n, 2).
+
+    Each pole is an index array of rows (one book, an author's books, a tag's books). Every row is
+    scaled to unit length (cosine geometry); a pole's centre is the mean of its unit rows, and an
+    axis is the unit direction ``d = (mean_b - mean_a) / |mean_b - mean_a|`` from pole a to pole b.
+    A row's coordinate is ``u . d``, the cosine between the row and the direction: in [-1, 1],
+    positive towards pole b. Without ``y_poles`` the y axis is the first principal component of the
+    unit rows with their x direction removed, so it is orthogonal to x (sign fixed as in
+    :func:`pca_2d`). An axis whose poles have the same centre is all zeros.
+
+    Parameters
+    ----------
+    vectors : ndarray, shape (n, k)
+        One factor vector per row (book).
+    x_poles, y_poles : pair of int ndarrays
+        Rows of pole a and pole b of each axis; none may be empty.
+    """
+    from analytics.neighbours import normalise_rows
+
+    unit = normalise_rows(vectors).astype(np.float64)
+
+    def direction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d = unit[b].mean(axis=0) - unit[a].mean(axis=0)
+        norm = np.linalg.norm(d)
+        return d / norm if norm > 1e-12 else np.zeros_like(d)
+
+    dx = direction(*x_poles)
+    x = unit @ dx
+    if y_poles is not None:
+        y = unit @ direction(*y_poles)
+    else:
+        rest = unit - np.outer(x, dx)
+        rest = rest - rest.mean(axis=0)
+        # The top eigenvector of the k x k scatter matrix: cheap for 100k rows.
+        _, eigenvectors = np.linalg.eigh(rest.T @ rest)
+        axis = eigenvectors[:, -1]
+        axis = axis * (np.sign(axis[np.abs(axis).argmax()]) or 1.0)
+        y = rest @ axis
+    return np.column_stack([x, y])

@@ -11,7 +11,7 @@ from pathlib import Path
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
-from dashboards import queries
+from dashboards import guard, queries
 from dashboards.components import fmt_when
 from dashboards.figures import KIND_LABELS
 from dashboards.settings import CONFIG_KEY, DashboardSettings, current_settings
@@ -43,6 +43,7 @@ def create_app(settings: DashboardSettings) -> dash.Dash:
         serve_locally=True,
     )
     app.server.config[CONFIG_KEY] = settings
+    guard.install(app.server, settings)
     app.layout = shell(settings)
     _shell_callbacks(app, settings)
     for page in dash.page_registry.values():
@@ -74,6 +75,7 @@ def shell(settings: DashboardSettings) -> html.Div:
             dcc.Location(id="app-url", refresh=False),
             dcc.Store(id="app-data-version"),
             dcc.Store(id="app-setup-reload"),
+            dcc.Store(id="app-routed"),
             dcc.Interval(id="app-poll", interval=int(settings.poll_seconds * 1000)),
             html.Header(
                 [
@@ -106,6 +108,20 @@ def _shell_callbacks(app: dash.Dash, settings: DashboardSettings) -> None:
         """,
         [Output(f"app-nav-{p['module'].rsplit('.', 1)[-1]}", "className") for p in pages],
         Input("app-url", "pathname"),
+    )
+
+    # What the page router last rendered: assets/urlstate.js needs it to tell whether Back or
+    # Forward will rebuild the page (this Location and the router's change together).
+    app.clientside_callback(
+        """
+        function(pathname, search) {
+            window.shelfwiseUrl.routed(pathname, search);
+            return window.dash_clientside.no_update;
+        }
+        """,
+        Output("app-routed", "data"),
+        Input("app-url", "pathname"),
+        Input("app-url", "search"),
     )
 
     # The setup page has no callbacks of its own to refresh: when a writer publishes a warehouse

@@ -11,11 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dash import dcc, html
+import dash
+from dash import Input, Output, dcc, html
 
 from base.errors import ShelfwiseError
 from base.registry import kinds
-from dashboards.queries import WarehouseStatus, WarehouseUnavailable
+from dashboards.queries import OverBudget, WarehouseStatus, WarehouseUnavailable
+from dashboards.settings import covers_enabled
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +105,14 @@ def controls(*items: tuple[str, Any]) -> html.Div:
     )
 
 
-def graph(graph_id: str, *, height: int = 420) -> dcc.Loading:
-    """A dcc.Graph of a fixed height with a loading spinner (shown only after 300 ms)."""
+def graph(graph_id: str, *, height: int = 420, selectable: bool = False) -> dcc.Loading:
+    """A dcc.Graph of a fixed height with a loading spinner (shown only after 300 ms);
+    ``selectable`` keeps the box and lasso select tools in its mode bar."""
+    config = dict(GRAPH_CONFIG)
+    if selectable:
+        config["modeBarButtonsToRemove"] = []
     return dcc.Loading(
-        dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": f"{height}px"}),
+        dcc.Graph(id=graph_id, config=config, style={"height": f"{height}px"}),
         type="circle",
         color="#0072B2",
         delay_show=300,
@@ -171,10 +177,12 @@ def cover(image_url: str | None, title: str | None) -> html.Div:
     """A cover tile: the book's initial, under its cover image when the image loads.
 
     A CSS background rather than <img>, so an unreachable cover host leaves the tile, not a
-    broken-image icon. Only http(s) URLs are used.
+    broken-image icon. Only http(s) URLs are used, and none when the app runs with covers off
+    (``--no-covers``): then the page names no other host at all.
     """
     layers: list[Any] = [html.Span((title or "?").strip()[:1].upper(), className="cover-initial")]
-    if image_url and image_url.startswith(("https://", "http://")) and "nophoto" not in image_url:
+    usable = bool(image_url) and image_url.startswith(("https://", "http://"))
+    if usable and "nophoto" not in image_url and covers_enabled():
         safe = image_url.replace('"', "%22").replace("\\", "%5C")
         layers.append(
             html.Div(className="cover-image", style={"backgroundImage": f'url("{safe}")'})
@@ -395,6 +403,9 @@ def preselected_book(db_path: Path, book: str | None) -> tuple[int | None, list[
 
 def describe_failure(exc: BaseException) -> str:
     """What to tell the user when a callback could not read what it needed (logged in full)."""
+    if isinstance(exc, OverBudget):
+        log.warning("request over its time budget: %s", exc)
+        return str(exc)
     if isinstance(exc, WarehouseUnavailable):
         if exc.missing:
             return (
@@ -405,3 +416,30 @@ def describe_failure(exc: BaseException) -> str:
         return str(exc)
     log.error("dashboard callback failed", exc_info=exc)
     return "Could not read this from the warehouse (the server log has the details)."
+
+
+# ----------------------------------------------------------------------------- state in the URL
+
+
+def url_sync(app: dash.Dash, path: str, store_id: str, params: Sequence[tuple[str, str, str]]):
+    """Keep the page's state in its address: ``params`` are (query name, component id, prop).
+
+    A clientside callback writes them to the query string whenever one changes
+    (``assets/urlstate.js``); ``layout(**query)`` reads them back, so a copied address, Back and
+    Forward all give the same view. ``store_id`` is a dcc.Store of the page the callback writes to.
+    """
+    names = [name for name, _, _ in params]
+    app.clientside_callback(
+        "function(...values) { return window.shelfwiseUrl.sync("
+        f"{json.dumps(path)}, {json.dumps(names)}, values); }}",
+        Output(store_id, "data"),
+        [Input(component, prop) for _, component, prop in params],
+    )
+
+
+def query_value(value: Any) -> str | None:
+    """One query-string value as layout(**query) receives it: a repeated name gives a list (the
+    first counts); anything but text is None."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, str) else None

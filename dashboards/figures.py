@@ -17,6 +17,7 @@ MUTED = "#9aa5b1"
 GRID = "#e4e7eb"
 ACCENT = "#d6336c"
 HIGHLIGHT = "#f08c00"
+MATCH = "#7048e8"
 # Distinct, colour-blind-friendly categories (Okabe-Ito first, then Tableau).
 CATEGORY_COLOURS = [
     "#0072B2",
@@ -309,8 +310,19 @@ def _continuous_traces(points: pl.DataFrame, colour: str) -> list[go.Scattergl]:
     return traces
 
 
-def highlight_traces(selected: pl.DataFrame, neighbours: pl.DataFrame) -> list[go.Scattergl]:
-    """Always exactly two traces, drawn over the map: the neighbours, then the chosen book."""
+# The overlay traces drawn over every map, in drawing order (the chosen book on top).
+OVERLAYS = ("selection", "matches", "neighbours", "chosen")
+
+
+def overlay_traces(
+    selection: pl.DataFrame,
+    matches: pl.DataFrame,
+    neighbours: pl.DataFrame,
+    chosen: pl.DataFrame,
+) -> list[go.Scattergl]:
+    """Always exactly four traces, drawn over the map in this order: the selected books (rings),
+    search matches (diamonds), the chosen book's neighbours, the chosen book (a labelled star).
+    Each frame has columns book_key, x, y, title, authors (empty frames give empty traces)."""
 
     def trace(part: pl.DataFrame, name: str, marker: dict, labels: bool) -> go.Scattergl:
         return go.Scattergl(
@@ -330,13 +342,25 @@ def highlight_traces(selected: pl.DataFrame, neighbours: pl.DataFrame) -> list[g
 
     return [
         trace(
+            selection,
+            f"selected ({selection.height:,})",
+            {"size": 10, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": INK}},
+            False,
+        ),
+        trace(
+            matches,
+            f"matches ({matches.height:,})",
+            {"size": 9, "color": MATCH, "symbol": "diamond", "line": {"width": 1, "color": INK}},
+            False,
+        ),
+        trace(
             neighbours,
             "neighbours",
             {"size": 11, "color": HIGHLIGHT, "line": {"width": 1.5, "color": INK}},
             False,
         ),
         trace(
-            selected,
+            chosen,
             "chosen book",
             {"size": 18, "color": ACCENT, "symbol": "star", "line": {"width": 1.5, "color": INK}},
             True,
@@ -352,25 +376,28 @@ def embedding_map(
     title: str,
     selected: pl.DataFrame | None = None,
     neighbours: pl.DataFrame | None = None,
+    selection: pl.DataFrame | None = None,
+    matches: pl.DataFrame | None = None,
+    axes: tuple[str, str] = ("Component 1", "Component 2"),
+    shown_of: str = "books",
     revision: str = "",
 ) -> tuple[go.Figure, int]:
-    """The 2-D book map, coloured by ``colour``, plus the two highlight traces at the end.
+    """The 2-D book map, coloured by ``colour``, plus the four overlay traces at the end.
 
-    ``points`` has columns book_key, x, y, title, authors, colour. Returns the figure and the index
-    of its first highlight trace (a Patch updates those two traces when the chosen book changes).
+    ``points`` has columns book_key, x, y, title, authors, colour; ``total`` is how many books the
+    map has in all (more than ``points.height`` when sampled). ``axes`` label x and y (custom axes
+    name their poles). Returns the figure and the index of its first overlay trace (a Patch
+    updates the overlays when the chosen book, the search or the selection changes).
     """
     base = _category_traces(points) if colour == "tag" else _continuous_traces(points, colour)
     empty = points.clear()
-    highlights = highlight_traces(
-        selected if selected is not None else empty, neighbours if neighbours is not None else empty
-    )
-    fig = go.Figure(data=[*base, *highlights])
-    shown = (
-        f"{points.height:,} of {total:,} books (sampled)"
-        if points.height < total
-        else f"{total:,} books"
-    )
-    style(fig, f"{title} · {shown}", "Component 1", "Component 2", height=640)
+
+    def given(frame: pl.DataFrame | None) -> pl.DataFrame:
+        return frame if frame is not None else empty
+
+    overlays = overlay_traces(given(selection), given(matches), given(neighbours), given(selected))
+    fig = go.Figure(data=[*base, *overlays])
+    style(fig, f"{title} · {sample_note(points.height, total, shown_of)}", *axes, height=640)
     if colour == "tag":  # categories: the legend is the key, at the right
         legend = {"title": {"text": COLOUR_LABELS[colour]}, "x": 1.01, "xanchor": "left", "y": 1.0}
     else:  # a colour bar is the key at the right; the few legend items go above the plot
@@ -383,9 +410,50 @@ def embedding_map(
     )
     if colour != "tag":
         fig.update_layout(margin={"t": 88})
-    fig.update_xaxes(showticklabels=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor=None)
+    custom = axes != ("Component 1", "Component 2")
+    fig.update_xaxes(showticklabels=custom, zeroline=custom)
+    fig.update_yaxes(showticklabels=custom, zeroline=custom, scaleanchor=None)
     return fig, len(base)
+
+
+def sample_note(shown: int, total: int, what: str = "books") -> str:
+    """ "20,000 of 101,455 books (sampled by popularity)", or "9,579 books" when all are shown."""
+    if shown < total:
+        return f"{shown:,} of {total:,} {what} (sampled by popularity)"
+    return f"{total:,} {what}"
+
+
+def overlap_figure(distribution: pl.DataFrame, n: int, title: str) -> go.Figure:
+    """How many books share 0..n of their n nearest neighbours between two runs (columns: shared,
+    jaccard, books)."""
+    if distribution.is_empty():
+        return message_figure("The two runs have no book in common.", title)
+    total = int(distribution["books"].sum())
+    full = pl.DataFrame({"shared": list(range(n + 1))}).join(distribution, on="shared", how="left")
+    books = full["books"].fill_null(0).to_numpy()
+    jaccard = [s / (2 * n - s) for s in range(n + 1)]
+    mean = float((distribution["jaccard"] * distribution["books"]).sum() / total)
+    fig = go.Figure(
+        go.Bar(
+            x=full["shared"].to_numpy(),
+            y=books,
+            marker_color=CATEGORY_COLOURS[0],
+            customdata=np.stack([jaccard, books / total * 100], axis=1),
+            hovertemplate=(
+                "%{x} of " + str(n) + " neighbours shared (Jaccard %{customdata[0]:.2f}): "
+                "%{y:,} books (%{customdata[1]:.1f}%)<extra></extra>"
+            ),
+        )
+    )
+    style(
+        fig,
+        title,
+        f"Neighbours shared, of the {n} nearest (Jaccard@{n} = shared / (2x{n} - shared))",
+        "Books",
+        height=380,
+    )
+    fig.update_xaxes(dtick=1)
+    return with_subtitle(fig, f"{total:,} books in both runs; mean Jaccard@{n} {mean:.3f}")
 
 
 # ----------------------------------------------------------------------------- biases

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from base.errors import ShelfwiseError
 from base.registry import DEFAULT_MODEL, fittable, kinds
+from dashboards.settings import request_deadline
 from warehouse.db import open_for_reading, snapshot_path, table_exists
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,10 @@ COLOUR_COLUMNS: dict[str, str] = {
     "bias": "bb.bias",
     "popularity": "mb.n_ratings",
 }
+
+
+class OverBudget(ShelfwiseError):
+    """A request ran out of its time budget (``DashboardSettings.request_seconds``)."""
 
 
 class WarehouseUnavailable(ShelfwiseError):
@@ -76,7 +83,13 @@ def reading(
 
     Opening is retried briefly (``pause * attempt`` seconds between tries, ~0.75 s in all): the
     file can be locked for a moment when there is no snapshot yet and a writer holds the warehouse.
+
+    Inside a request, a query still running when the request's time budget ends is interrupted
+    (``con.interrupt()`` from a timer) and raises :class:`OverBudget`.
     """
+    deadline = request_deadline()
+    if deadline is not None and deadline <= time.monotonic():
+        raise OverBudget("this request ran out of time before it could read the warehouse")
     if data_version(db_path) is None:
         raise WarehouseUnavailable(f"no warehouse at {db_path}", missing=True)
     last: Exception | None = None
@@ -93,9 +106,20 @@ def reading(
         raise WarehouseUnavailable(
             f"cannot read the warehouse at {db_path}: {last}", missing=missing
         ) from last
+    timer = None
+    if deadline is not None:
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), con.interrupt)
+        timer.daemon = True
+        timer.start()
     try:
         yield con
+    except duckdb.InterruptException as exc:
+        raise OverBudget(
+            "this took longer than the server allows for one request; try a narrower question"
+        ) from exc
     finally:
+        if timer is not None:
+            timer.cancel()
         con.close()
 
 
@@ -399,42 +423,82 @@ def projection_methods(con: duckdb.DuckDBPyConnection, run_id: int) -> list[str]
 
 
 def projection_points(
-    con: duckdb.DuckDBPyConnection, run_id: int, method: str, colour: str, max_points: int
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    method: str,
+    colour: str,
+    max_points: int,
+    *,
+    keys: list[int] | None = None,
 ) -> tuple[pl.DataFrame, int]:
-    """The run's 2-D map of books, at most ``max_points`` of them, and the total number.
+    """The run's 2-D map of books, at most ``max_points`` of them, and how many it has in all.
 
-    A larger map is sampled by a hash of the book index: deterministic, and the same books in
-    every projection of the run. Columns: book_key, x, y, title, authors, colour.
+    A larger map is sampled by popularity: the books with the most ratings in the matrix, ties by
+    book index, so the sample is deterministic and the same in every projection of the run.
+    ``keys`` restricts the map to those books (the isolate view). Columns: book_key, x, y, title,
+    authors, colour.
     """
     expr = COLOUR_COLUMNS[colour]  # allow-list
+    params: dict = {"run": run_id, "method": method, "max_points": max_points}
+    only = ""
+    if keys is not None:
+        only = "and list_contains($keys, rb.book_key)"
+        params["keys"] = [int(k) for k in keys]
     total = rows(
         con,
-        "select count(*) from models.projections where run_id = $run and method = $method",
-        {"run": run_id, "method": method},
+        f"""select count(*) from models.projections as p
+            inner join models.run_books as rb on rb.run_id = p.run_id and rb.book_idx = p.book_idx
+            where p.run_id = $run and p.method = $method {only}""",
+        {k: v for k, v in params.items() if k != "max_points"},
     )[0][0]
-    sample = "order by hash(p.book_idx) limit $max_points" if total > max_points else ""
-    params = {"run": run_id, "method": method}
-    if sample:
-        params["max_points"] = max_points
     points = frame(
         con,
         f"""
         with points as (
-            select p.book_idx, p.x, p.y from models.projections as p
-            where p.run_id = $run and p.method = $method
-            {sample}
+            select p.book_idx, p.x, p.y, rb.book_key, mb.n_ratings
+            from models.projections as p
+            inner join models.run_books as rb on rb.run_id = p.run_id and rb.book_idx = p.book_idx
+            left join matrix.books as mb on mb.book_key = rb.book_key
+            where p.run_id = $run and p.method = $method {only}
+            order by mb.n_ratings desc nulls last, p.book_idx
+            limit $max_points
         )
-        select rb.book_key, p.x, p.y, b.title, b.authors, {expr} as colour
+        select p.book_key, p.x, p.y, b.title, b.authors, {expr} as colour
         from points as p
-        inner join models.run_books as rb on rb.run_id = $run and rb.book_idx = p.book_idx
-        left join core.books as b on b.book_key = rb.book_key
+        left join core.books as b on b.book_key = p.book_key
         left join models.book_bias as bb on bb.run_id = $run and bb.book_idx = p.book_idx
-        left join matrix.books as mb on mb.book_key = rb.book_key
-        order by rb.book_key
+        left join matrix.books as mb on mb.book_key = p.book_key
+        order by p.book_key
         """,
         params,
     )
     return points, int(total)
+
+
+def run_book_table(
+    con: duckdb.DuckDBPyConnection, run_id: int, colour: str, keys: list[int] | None = None
+) -> pl.DataFrame:
+    """Every book of the run (or of ``keys``) with what a map point shows: book_idx, book_key,
+    title, authors, colour, n_ratings (in the current matrix; null when rebuilt without it)."""
+    expr = COLOUR_COLUMNS[colour]  # allow-list
+    params: dict = {"run": run_id}
+    only = ""
+    if keys is not None:
+        only = "and list_contains($keys, rb.book_key)"
+        params["keys"] = [int(k) for k in keys]
+    return frame(
+        con,
+        f"""
+        select rb.book_idx, rb.book_key, b.title, b.authors, {expr} as colour, mb.n_ratings
+        from models.run_books as rb
+        left join core.books as b on b.book_key = rb.book_key
+        left join models.book_bias as bb on bb.run_id = $run and bb.book_idx = rb.book_idx
+        left join matrix.books as mb on mb.book_key = rb.book_key
+        where rb.run_id = $run {only}
+        order by rb.book_idx
+        """,
+        params,
+    )
 
 
 def points_of_books(
@@ -726,4 +790,284 @@ def metrics(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         left join latest as l on l.run_id = m.run_id
         order by r.kind, m.run_id, m.metric
         """,
+    )
+
+
+# ----------------------------------------------------------------------------- custom axes
+
+
+# What a pole of a custom axis can be: one book, an author's books, or the books with a tag.
+POLE_KINDS: tuple[str, ...] = ("book", "author", "tag")
+
+
+@dataclass(frozen=True)
+class Pole:
+    """One end of a custom axis, written ``kind:value`` in the URL (``tag:fantasy``,
+    ``author:Dan Brown``, ``book:123``)."""
+
+    kind: str
+    value: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def parse(cls, token: object) -> Pole | None:
+        """The pole a ``kind:value`` string names, or None for anything else."""
+        if not isinstance(token, str) or ":" not in token or len(token) > 300:
+            return None
+        kind, value = token.split(":", 1)
+        value = value.strip()
+        if kind not in POLE_KINDS or not value:
+            return None
+        if kind == "book" and not value.isdigit():
+            return None
+        return cls(kind, value)
+
+
+def pole_rows(con: duckdb.DuckDBPyConnection, run_id: int, pole: Pole) -> list[int]:
+    """Book indices of the run that make up ``pole`` (empty when none does)."""
+    condition = {  # allow-list: one condition per pole kind, the value always bound
+        "book": "rb.book_key = try_cast($value as bigint)",
+        "author": "list_contains(string_split(b.authors, ', '), $value)",
+        "tag": "list_contains(b.top_tags, $value)",
+    }[pole.kind]
+    found = rows(
+        con,
+        f"""select rb.book_idx from models.run_books as rb
+            inner join core.books as b on b.book_key = rb.book_key
+            where rb.run_id = $run and {condition}""",
+        {"run": run_id, "value": pole.value},
+    )
+    return [int(r[0]) for r in found]
+
+
+def pole_label(con: duckdb.DuckDBPyConnection, pole: Pole) -> str:
+    """How a pole is named on an axis and in a picker: "tag fantasy", "Dan Brown", a title."""
+    if pole.kind == "book":
+        found = rows(
+            con,
+            "select title from core.books where book_key = try_cast($v as bigint)",
+            {"v": pole.value},
+        )
+        return f"'{found[0][0]}'" if found and found[0][0] else f"book {pole.value}"
+    return f"tag {pole.value}" if pole.kind == "tag" else pole.value
+
+
+def search_poles(
+    con: duckdb.DuckDBPyConnection, text: str, run_id: int, limit: int
+) -> list[tuple[str, str]]:
+    """Poles for a typeahead: tags, authors and books of the run matching ``text``, as
+    (token, label) pairs, tags and authors with how many of the run's books they cover."""
+    params = {"run": run_id, "q": (text or "").strip().lower(), "limit": limit}
+    tags = rows(
+        con,
+        """
+        with tags as (
+            select unnest(b.top_tags) as tag from models.run_books as rb
+            inner join core.books as b on b.book_key = rb.book_key where rb.run_id = $run
+        )
+        select tag, count(*) as n from tags where contains(lower(tag), $q)
+        group by tag order by starts_with(lower(tag), $q) desc, n desc, tag limit $limit
+        """,
+        params,
+    )
+    authors = rows(
+        con,
+        """
+        with authors as (
+            select unnest(string_split(b.authors, ', ')) as author from models.run_books as rb
+            inner join core.books as b on b.book_key = rb.book_key where rb.run_id = $run
+        )
+        select author, count(*) as n from authors where $q <> '' and contains(lower(author), $q)
+        group by author order by starts_with(lower(author), $q) desc, n desc, author limit $limit
+        """,
+        params,
+    )
+    books = search_books(con, text, [run_id], limit) if params["q"] else None
+    out = [(f"tag:{t}", f"Tag: {t} ({n:,} books)") for t, n in tags]
+    out += [(f"author:{a}", f"Author: {a} ({n:,} books)") for a, n in authors]
+    if books is not None:
+        out += [
+            (f"book:{r['book_key']}", f"Book: {r['title']} — {r['authors'] or ''}")
+            for r in books.iter_rows(named=True)
+        ]
+    return out[: 3 * limit]
+
+
+def custom_positions(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    x_poles: tuple[Pole, Pole],
+    y_poles: tuple[Pole, Pole] | None,
+) -> pl.DataFrame:
+    """Every book of the run placed on custom axes (see analytics.projections.pole_axes).
+
+    Columns: book_idx, x, y. Raises ShelfwiseError naming a pole that has no book in the run.
+    """
+    from analytics.projections import pole_axes
+    from shelfwise.serving import book_vectors
+
+    def rows_of(pole: Pole) -> np.ndarray:
+        found = pole_rows(con, run_id, pole)
+        if not found:
+            raise ShelfwiseError(
+                f"No book of this run is {pole_label(con, pole)}: pick another pole."
+            )
+        return np.array(found, dtype=np.int64)
+
+    xs = (rows_of(x_poles[0]), rows_of(x_poles[1]))
+    ys = (rows_of(y_poles[0]), rows_of(y_poles[1])) if y_poles else None
+    xy = pole_axes(book_vectors(con, run_id), xs, ys)
+    return pl.DataFrame(
+        {"book_idx": np.arange(len(xy), dtype=np.int32), "x": xy[:, 0], "y": xy[:, 1]}
+    )
+
+
+# ----------------------------------------------------------------------------- search, selection
+
+
+def match_books(
+    con: duckdb.DuckDBPyConnection, run_id: int, text: str, limit: int
+) -> tuple[list[int], int]:
+    """Keys of the run's books whose title, author or one of whose top tags contains ``text``
+    (case-insensitive; most-rated first, at most ``limit``) and how many match in all."""
+    q = (text or "").strip().lower()
+    if not q:
+        return [], 0
+    found = rows(
+        con,
+        """
+        with matches as (
+            select rb.book_key, b.ratings_count from models.run_books as rb
+            inner join core.books as b on b.book_key = rb.book_key
+            where rb.run_id = $run and (
+                contains(lower(b.title), $q) or contains(lower(b.authors), $q)
+                or len(list_filter(b.top_tags, lambda t: contains(lower(t), $q))) > 0)
+        )
+        select book_key, count(*) over () as total from matches
+        order by ratings_count desc nulls last, book_key limit $limit
+        """,
+        {"run": run_id, "q": q, "limit": limit},
+    )
+    return [int(r[0]) for r in found], int(found[0][1]) if found else 0
+
+
+def selection_books(con: duckdb.DuckDBPyConnection, run_id: int, keys: list[int]) -> pl.DataFrame:
+    """The selected books of a run, most-rated first: book_key, title, authors, top_tags (three),
+    n_ratings (in the matrix), publication_year, average_rating."""
+    return frame(
+        con,
+        """
+        select rb.book_key, b.title, b.authors, b.top_tags[1:3] as top_tags, mb.n_ratings,
+            b.publication_year, b.average_rating
+        from models.run_books as rb
+        left join core.books as b on b.book_key = rb.book_key
+        left join matrix.books as mb on mb.book_key = rb.book_key
+        where rb.run_id = $run and list_contains($keys, rb.book_key)
+        order by mb.n_ratings desc nulls last, rb.book_key
+        """,
+        {"run": run_id, "keys": [int(k) for k in keys]},
+    )
+
+
+def neighbour_keys(
+    con: duckdb.DuckDBPyConnection, run_id: int, keys: list[int], n: int
+) -> list[int]:
+    """Keys of the stored ``n`` nearest neighbours of each of ``keys`` under the run, once each."""
+    found = rows(
+        con,
+        """
+        select distinct nb.book_key
+        from models.run_books as rb
+        inner join models.book_neighbours as n on n.run_id = rb.run_id and n.book_idx = rb.book_idx
+        inner join models.run_books as nb on nb.run_id = n.run_id and nb.book_idx = n.neighbour_idx
+        where rb.run_id = $run and list_contains($keys, rb.book_key) and n.rank <= $n
+        """,
+        {"run": run_id, "keys": [int(k) for k in keys], "n": n},
+    )
+    return [int(r[0]) for r in found]
+
+
+# ----------------------------------------------------------------------------- compare runs
+
+
+def neighbour_runs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Published runs of kinds with stored neighbours, newest first: run_id, kind, finished_at,
+    latest (the latest of its kind)."""
+    return frame(
+        con,
+        """
+        select r.run_id, r.kind, r.finished_at, (l.run_id is not null) as latest
+        from models.runs as r
+        left join main.latest_runs as l on l.run_id = r.run_id
+        where r.published and list_contains($kinds, r.kind)
+        order by r.run_id desc
+        """,
+        {"kinds": list(NEIGHBOUR_KINDS)},
+    )
+
+
+# The neighbour lists of both runs as book keys, the top $n of each book (runs by key, not index:
+# the two runs may have been fitted on different matrices).
+_PAIR_LISTS = """
+    lists as (
+        select n.run_id, rb.book_key, nb.book_key as neighbour_key
+        from models.book_neighbours as n
+        inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.book_idx
+        inner join models.run_books as nb on nb.run_id = n.run_id and nb.book_idx = n.neighbour_idx
+        where list_contains([$a, $b], n.run_id) and n.rank <= $n
+    ),
+    a as (select book_key, neighbour_key from lists where run_id = $a),
+    b as (select book_key, neighbour_key from lists where run_id = $b),
+    sizes as (
+        select book_key, count(*) filter (where run_id = $a) as n_a,
+            count(*) filter (where run_id = $b) as n_b
+        from lists group by book_key
+        having count(*) filter (where run_id = $a) > 0 and count(*) filter (where run_id = $b) > 0
+    ),
+    shared as (
+        select a.book_key, count(*) as shared from a
+        inner join b on b.book_key = a.book_key and b.neighbour_key = a.neighbour_key
+        group by a.book_key
+    ),
+    overlap as (
+        select s.book_key, coalesce(sh.shared, 0) as shared,
+            coalesce(sh.shared, 0) / (s.n_a + s.n_b - coalesce(sh.shared, 0)) as jaccard
+        from sizes as s left join shared as sh on sh.book_key = s.book_key
+    )
+"""
+
+
+def overlap_distribution(
+    con: duckdb.DuckDBPyConnection, run_a: int, run_b: int, n: int
+) -> pl.DataFrame:
+    """How many books share how many of their ``n`` nearest neighbours between two runs (books in
+    both runs only): shared, jaccard, books."""
+    return frame(
+        con,
+        f"""with {_PAIR_LISTS}
+        select shared, min(jaccard) as jaccard, count(*) as books
+        from overlap group by shared order by shared""",
+        {"a": run_a, "b": run_b, "n": n},
+    )
+
+
+def most_changed(
+    con: duckdb.DuckDBPyConnection, run_a: int, run_b: int, n: int, limit: int
+) -> pl.DataFrame:
+    """The books whose ``n`` nearest neighbours changed most between two runs: lowest Jaccard
+    first, the most-rated first among equals. Columns: book_key, title, authors, shared, jaccard,
+    n_ratings."""
+    return frame(
+        con,
+        f"""with {_PAIR_LISTS}
+        select o.book_key, b.title, b.authors, o.shared, o.jaccard, mb.n_ratings
+        from overlap as o
+        left join core.books as b on b.book_key = o.book_key
+        left join matrix.books as mb on mb.book_key = o.book_key
+        order by o.jaccard, mb.n_ratings desc nulls last, o.book_key
+        limit $limit""",
+        {"a": run_a, "b": run_b, "n": n, "limit": limit},
     )
