@@ -98,11 +98,14 @@ class DashClient:
 def test_settings_are_frozen_with_safe_defaults(tmp_path: Path) -> None:
     s = DashboardSettings(db_path=str(tmp_path / "w.duckdb"))
     assert s.db_path == tmp_path / "w.duckdb" and isinstance(s.db_path, Path)
-    assert s.debug is False and s.max_points == 50_000
+    assert s.debug is False and s.max_points == 20_000 and s.covers is True
+    assert s.request_seconds == 10.0 and s.max_body_bytes == 1_000_000
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.debug = True  # type: ignore[misc]
     with pytest.raises(ValueError):
         DashboardSettings(db_path=tmp_path, max_points=10)
+    with pytest.raises(ValueError):
+        DashboardSettings(db_path=tmp_path, request_seconds=0)
 
 
 def test_every_page_renders_from_the_warehouse(app) -> None:
@@ -462,9 +465,8 @@ def test_map_hover_names_the_value_each_point_is_coloured_by(con) -> None:
     points, total = queries.projection_points(con, run, "pca", "tag", 50_000)
     data = figures.embedding_map(points, "tag", total=total, title="map")[0].data
     tagged = [t for t in data if "top tag: %{fullData.name}" in (t.hovertemplate or "")]
-    assert (
-        len(tagged) == len(data) - 2
-    )  # all but the two highlight traces (chosen book, its neighbours)
+    # all but the four overlay traces (selection, matches, neighbours, chosen book)
+    assert len(tagged) == len(data) - len(figures.OVERLAYS) == len(data) - 4
 
 
 def test_long_tail_axes_tick_whole_decades_only(con) -> None:
@@ -507,7 +509,7 @@ def test_every_figure_has_a_title_and_axis_labels(con) -> None:
     assert _titled(figures.message_figure("nothing", "Empty"))
 
 
-def test_embedding_map_puts_two_highlight_traces_last() -> None:
+def test_embedding_map_puts_the_four_overlay_traces_last() -> None:
     points = pl.DataFrame(
         {
             "book_key": [1, 2, 3, 4],
@@ -521,16 +523,21 @@ def test_embedding_map_puts_two_highlight_traces_last() -> None:
     fig, at = figures.embedding_map(
         points, "year", total=10, title="t", selected=points.head(1), neighbours=points.slice(1, 2)
     )
-    assert at == len(fig.data) - 2
-    assert [t.name for t in fig.data[at:]] == ["neighbours", "chosen book"]
-    assert list(fig.data[at + 1].customdata) == [1] and list(fig.data[at].customdata) == [2, 3]
+    assert at == len(fig.data) - 4
+    assert [t.name for t in fig.data[at:]] == [
+        "selected (0)",
+        "matches (0)",
+        "neighbours",
+        "chosen book",
+    ]
+    assert list(fig.data[at + 3].customdata) == [1] and list(fig.data[at + 2].customdata) == [2, 3]
     assert fig.data[0].name == "unknown" and list(fig.data[0].customdata) == [
         2
     ]  # no year: grey, not dropped
-    assert "4 of 10 books (sampled)" in fig.layout.title.text
+    assert "4 of 10 books (sampled by popularity)" in fig.layout.title.text
     # dcc.Graph copies a clicked point's customdata from the figure as sent: a plain list.
     sent = json.loads(fig.to_json())
-    assert [t["customdata"] for t in sent["data"][at:]] == [[2, 3], [1]]
+    assert [t.get("customdata", []) for t in sent["data"][at:]] == [[], [], [2, 3], [1]]
     assert all(
         "<script>" not in h
         for t in fig.data
@@ -539,7 +546,7 @@ def test_embedding_map_puts_two_highlight_traces_last() -> None:
     tags = points.with_columns(colour=pl.Series(["fantasy", "fantasy", None, "poetry"]))
     fig, at = figures.embedding_map(tags, "tag", total=4, title="t")
     assert [t.name for t in fig.data[:at]] == ["fantasy", "poetry", "no tags"]
-    assert [len(t.x) for t in fig.data[at:]] == [0, 0]
+    assert [len(t.x) for t in fig.data[at:]] == [0, 0, 0, 0]
 
 
 def test_params_are_shown_as_pairs_never_json() -> None:

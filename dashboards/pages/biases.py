@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, dcc, html, no_update
 
 from base.errors import ShelfwiseError
 from base.registry import DEFAULT_MODEL
 from dashboards import figures, queries
-from dashboards.components import card, controls, describe_failure, graph, page, setup_page
+from dashboards.components import (
+    card,
+    controls,
+    describe_failure,
+    graph,
+    page,
+    query_value,
+    setup_page,
+    url_sync,
+)
 from dashboards.figures import KIND_LABELS
+from dashboards.guard import as_choice, as_int, guarded
 from dashboards.settings import current_settings
 
 dash.register_page(__name__, path="/biases", name="Biases", title="Shelfwise · Biases", order=2)
@@ -19,9 +29,9 @@ EXTREMES = 15
 STEPS = (0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000)
 
 
-def layout(**_query: str) -> html.Div:
+def layout(kind: str | None = None, **query: str) -> html.Div:
     """The model picker, the minimum-ratings slider (steps that fit this warehouse) and four
-    charts."""
+    charts; the URL sets them (``?kind=KIND&min=RATINGS``)."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.bias_kinds:
@@ -34,8 +44,12 @@ def layout(**_query: str) -> html.Div:
         most = 0
     steps = [s for s in STEPS if s <= most] or [0]
     default = next((s for s in (100, 50, 25, 10) if s in steps and s * 4 <= most), steps[0])
+    asked = as_int(query_value(query.get("min")), lo=0)
+    if asked is not None:  # the highest step at or below what the URL asks for
+        default = max([s for s in steps if s <= asked] or [steps[0]])
     # The default model first, then the others in registry order.
     kinds = sorted(status.bias_kinds, key=lambda k: k != DEFAULT_MODEL)
+    kind = as_choice(query_value(kind), kinds, kinds[0])
     return page(
         "Biases",
         "A rating model learns how much better or worse than average each book is rated "
@@ -47,7 +61,7 @@ def layout(**_query: str) -> html.Div:
                 dcc.RadioItems(
                     id="bia-kind",
                     options=[{"label": KIND_LABELS[k], "value": k} for k in kinds],
-                    value=kinds[0],
+                    value=kind,
                     inline=True,
                     className="radio",
                 ),
@@ -70,6 +84,8 @@ def layout(**_query: str) -> html.Div:
             ),
         ),
         dcc.Store(id="bia-steps", data=steps),
+        dcc.Store(id="bia-minimum", data=default),
+        dcc.Store(id="bia-url"),
         html.Div(
             [card(None, graph("bia-top", height=540)), card(None, graph("bia-bottom", height=540))],
             className="grid-2",
@@ -85,10 +101,21 @@ def layout(**_query: str) -> html.Div:
     )
 
 
-def draw(kind: str, step: int, steps: list[int], _version):
-    """The four charts for a model's latest run and a minimum number of ratings per book."""
+def draw(kind, step, steps, _version):
+    """The four charts for a model's latest run and a minimum number of ratings per book (also
+    the minimum itself, for the URL)."""
     settings = current_settings()
-    minimum = steps[min(max(int(step or 0), 0), len(steps) - 1)] if steps else 0
+    steps = [
+        s
+        for s in (as_int(v, lo=0) for v in (steps if isinstance(steps, list) else []))
+        if s is not None
+    ] or [0]
+    step = as_int(step, lo=0, hi=len(steps) - 1) or 0
+    minimum = steps[step]
+    kind = as_choice(kind, queries.BIAS_KINDS)
+    if kind is None:
+        message = figures.message_figure("Choose a model.")
+        return message, message, message, message, no_update
     try:
         with queries.reading(settings.db_path) as con:
             run_id = queries.latest_runs(con, (kind,)).get(kind)
@@ -105,7 +132,7 @@ def draw(kind: str, step: int, steps: list[int], _version):
             users = queries.user_bias_histogram(con, run_id)
     except Exception as exc:
         message = figures.message_figure(describe_failure(exc))
-        return message, message, message, message
+        return message, message, message, message, no_update
     run = f"{KIND_LABELS.get(kind, kind)} run #{run_id}"
     books = f"{run}; books with at least {minimum:,} ratings"
     extremes = (
@@ -118,6 +145,7 @@ def draw(kind: str, step: int, steps: list[int], _version):
         figures.with_subtitle(figures.bias_bars(bottom, highest=False), extremes),
         figures.with_subtitle(figures.bias_scatter(points), books),
         figures.with_subtitle(figures.user_bias_histogram(users), run),
+        minimum,
     )
 
 
@@ -128,8 +156,12 @@ def register_callbacks(app: dash.Dash) -> None:
         Output("bia-bottom", "figure"),
         Output("bia-scatter", "figure"),
         Output("bia-users", "figure"),
+        Output("bia-minimum", "data"),
         Input("bia-kind", "value"),
         Input("bia-min", "value"),
         Input("bia-steps", "data"),
         Input("app-data-version", "data"),
-    )(draw)
+    )(guarded(draw))
+    url_sync(
+        app, "/biases", "bia-url", [("kind", "bia-kind", "value"), ("min", "bia-minimum", "data")]
+    )

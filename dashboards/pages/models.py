@@ -15,10 +15,13 @@ from dashboards.components import (
     graph,
     notice,
     page,
+    query_value,
     setup_page,
     table,
+    url_sync,
 )
 from dashboards.figures import KIND_LABELS
+from dashboards.guard import as_choice, guarded
 from dashboards.settings import current_settings
 
 dash.register_page(__name__, path="/models", name="Models", title="Shelfwise · Models", order=5)
@@ -37,8 +40,12 @@ COLUMNS = (
 )
 
 
-def layout(**_query: str) -> html.Div:
-    """The scope switch, the metric panels and the table (filled by draw)."""
+SCOPES = ("latest", "all")
+
+
+def layout(scope: str | None = None, **_query: str) -> html.Div:
+    """The scope switch (``?scope=latest|all``), the metric panels and the table (filled by
+    draw)."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
     if not status.ready:
@@ -57,7 +64,7 @@ def layout(**_query: str) -> html.Div:
                         {"label": "Latest of each kind", "value": "latest"},
                         {"label": "All stored runs", "value": "all"},
                     ],
-                    value="all",
+                    value=as_choice(query_value(scope), SCOPES, "all"),
                     inline=True,
                     className="radio",
                 ),
@@ -65,12 +72,14 @@ def layout(**_query: str) -> html.Div:
         ),
         card(None, graph("mdl-chart", height=740)),
         card("All metrics (test split)", html.Div(id="mdl-table"), class_name="scroll-x"),
+        dcc.Store(id="mdl-url"),
         page_id="mdl-page",
     )
 
 
-def draw(scope: str, _version):
+def draw(scope, _version):
     """Charts and table of the stored test metrics, of every run or of the latest per kind."""
+    scope = as_choice(scope, SCOPES, "all")
     try:
         with queries.reading(current_settings().db_path) as con:
             found = queries.metrics(con)
@@ -130,4 +139,5 @@ def register_callbacks(app: dash.Dash) -> None:
         Output("mdl-table", "children"),
         Input("mdl-scope", "value"),
         Input("app-data-version", "data"),
-    )(draw)
+    )(guarded(draw))
+    url_sync(app, "/models", "mdl-url", [("scope", "mdl-scope", "value")])

@@ -19,10 +19,13 @@ from dashboards.components import (
     notice,
     page,
     preselected_book,
+    query_value,
     setup_page,
     unknown_book_notice,
+    url_sync,
 )
 from dashboards.figures import KIND_LABELS
+from dashboards.guard import as_choice, as_key, as_keys, as_text, guarded
 from dashboards.settings import current_settings
 from shelfwise import serving
 
@@ -31,15 +34,23 @@ dash.register_page(
 )
 
 
-def layout(book: str | None = None, **_query: str) -> html.Div:
-    """The book picker (preselected by ``?book=KEY``), the per-model columns and the favourites
-    form."""
+# Most favourites the form takes (and the URL carries).
+MAX_FAVOURITES = 50
+
+
+def layout(
+    book: str | None = None, favs: str | None = None, fkind: str | None = None, **_query: str
+) -> html.Div:
+    """The book picker, the per-model columns and the favourites form; the URL sets them
+    (``?book=KEY&favs=KEY,KEY&fkind=KIND``)."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.map_kinds:
         return setup_page(status, settings.db_path)
+    book = query_value(book)
     selected, options = preselected_book(settings.db_path, book)
-    kind = status.default_kind
+    kind = as_choice(query_value(fkind), status.neighbour_kinds, status.default_kind)
+    favourites, fav_options = _favourites_from(query_value(favs))
     return page(
         "Neighbours",
         "Type a title: each model lists the books whose vectors point the same way "
@@ -71,6 +82,8 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
                     dcc.Dropdown(
                         id="nbr-favs",
                         multi=True,
+                        value=favourites,
+                        options=fav_options,
                         placeholder="Add books…",
                         className="dd-search wide",
                         search_order="original",
@@ -91,8 +104,26 @@ def layout(book: str | None = None, **_query: str) -> html.Div:
             ),
             html.Div(id="nbr-recs"),
         ),
+        dcc.Store(id="nbr-url"),
         page_id="nbr-page",
     )
+
+
+def _favourites_from(text: str | None) -> tuple[list[int], list[dict]]:
+    """The favourites a URL's ``favs=KEY,KEY`` names that exist, and their dropdown options."""
+    keys = as_keys((text or "").split(",")[:MAX_FAVOURITES], MAX_FAVOURITES)
+    if not keys:
+        return [], []
+    try:
+        with queries.reading(current_settings().db_path) as con:
+            found = queries.books_by_key(con, keys)
+    except Exception as exc:
+        describe_failure(exc)
+        return [], []
+    present = set(found["book_key"].to_list())
+    kept = [k for k in keys if k in present]
+    by_key = {o["value"]: o for o in book_options(found)}
+    return kept, [by_key[k] for k in kept]
 
 
 # What a neighbour's score is under each kind.
@@ -112,26 +143,28 @@ def _search(text: str | None, chosen: list[int]) -> list[dict]:
         return book_options(found, queries.books_by_key(con, chosen))
 
 
-def book_typeahead(text: str | None, value: int | None):
+def book_typeahead(text, value):
     """Options for the book picker from what was typed."""
+    value = as_key(value)
     try:
-        return _search(text, [value] if value is not None else [])
+        return _search(as_text(text), [value] if value is not None else [])
     except Exception as exc:
         describe_failure(exc)
         return no_update
 
 
-def favourites_typeahead(text: str | None, value: list[int] | None):
+def favourites_typeahead(text, value):
     """Options for the favourites picker from what was typed."""
     try:
-        return _search(text, list(value or []))
+        return _search(as_text(text), as_keys(value, MAX_FAVOURITES))
     except Exception as exc:
         describe_failure(exc)
         return no_update
 
 
-def columns(book_key: int | None, _version):
+def columns(book_key, _version):
     """One column per factor model: the book's stored nearest neighbours under its latest run."""
+    book_key = as_key(book_key)
     if book_key is None:
         return html.Div(
             notice("Choose a book to compare its neighbours under each model."),
@@ -183,11 +216,15 @@ def columns(book_key: int | None, _version):
     return out
 
 
-def recommendations(favourites: list[int] | None, kind: str, _version):
+def recommendations(favourites, kind, _version):
     """Books nearest the favourites' centroid under the chosen model, each with its closest
     favourite."""
+    favourites = as_keys(favourites, MAX_FAVOURITES)
     if not favourites:
         return notice("Add one or more favourite books to get recommendations.")
+    kind = as_choice(kind, queries.NEIGHBOUR_KINDS)
+    if kind is None:
+        return notice("Choose a model.", "warn")
     settings = current_settings()
     try:
         with queries.reading(settings.db_path) as con:
@@ -195,7 +232,7 @@ def recommendations(favourites: list[int] | None, kind: str, _version):
             if run_id is None:
                 return notice(f"No published {KIND_LABELS.get(kind, kind)} run.", "warn")
             found, recs = serving.recommend_for_keys(
-                con, run_id, [int(f) for f in favourites], settings.recommendations
+                con, run_id, favourites, settings.recommendations
             )
     except Exception as exc:
         return notice(describe_failure(exc), "warn")
@@ -232,21 +269,31 @@ def register_callbacks(app: dash.Dash) -> None:
         Input("nbr-book", "search_value"),
         State("nbr-book", "value"),
         prevent_initial_call=True,
-    )(book_typeahead)
+    )(guarded(book_typeahead))
     app.callback(
         Output("nbr-favs", "options"),
         Input("nbr-favs", "search_value"),
         State("nbr-favs", "value"),
         prevent_initial_call=True,
-    )(favourites_typeahead)
+    )(guarded(favourites_typeahead))
     app.callback(
         Output("nbr-columns", "children"),
         Input("nbr-book", "value"),
         Input("app-data-version", "data"),
-    )(columns)
+    )(guarded(columns))
     app.callback(
         Output("nbr-recs", "children"),
         Input("nbr-favs", "value"),
         Input("nbr-fav-kind", "value"),
         Input("app-data-version", "data"),
-    )(recommendations)
+    )(guarded(recommendations))
+    url_sync(
+        app,
+        "/neighbours",
+        "nbr-url",
+        [
+            ("book", "nbr-book", "value"),
+            ("favs", "nbr-favs", "value"),
+            ("fkind", "nbr-fav-kind", "value"),
+        ],
+    )

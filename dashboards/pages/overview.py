@@ -23,6 +23,7 @@ from dashboards.components import (
     setup_page,
     table,
 )
+from dashboards.guard import guarded
 from dashboards.settings import current_settings
 
 dash.register_page(__name__, path="/", name="Overview", title="Shelfwise · Overview", order=0)
@@ -319,4 +320,4 @@ def register_callbacks(app: dash.Dash) -> None:
         Output("ovw-loads", "children"),
         Output("ovw-rejects", "children"),
         Input("app-data-version", "data"),
-    )(fill)
+    )(guarded(fill))

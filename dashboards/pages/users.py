@@ -16,10 +16,13 @@ from dashboards.components import (
     fmt_int,
     notice,
     page,
+    query_value,
     setup_page,
     stars,
+    url_sync,
 )
 from dashboards.figures import KIND_LABELS
+from dashboards.guard import as_choice, as_key, as_text, guarded
 from dashboards.settings import current_settings
 from shelfwise import serving
 
@@ -29,14 +32,16 @@ dash.register_page(__name__, path="/users", name="Users", title="Shelfwise · Us
 RATED_SHOWN = 40
 
 
-def layout(user: str | None = None, **_query: str) -> html.Div:
-    """The user and model pickers and the two lists; ``?user=ID`` preselects a user."""
+def layout(user: str | None = None, kind: str | None = None, **_query: str) -> html.Div:
+    """The user and model pickers and the two lists; the URL sets them (``?user=ID&kind=KIND``)."""
     settings = current_settings()
     status = queries.status_of(settings.db_path)
     if not status.ready or not status.recommend_kinds:
         return setup_page(status, settings.db_path)
-    kind = status.default_among(status.recommend_kinds)
-    chosen = int(user) if user and user.isdigit() else None
+    kind = as_choice(
+        query_value(kind), status.recommend_kinds, status.default_among(status.recommend_kinds)
+    )
+    chosen = as_key(query_value(user))
     return page(
         "Users",
         "Pick a reader: what they rated, and the books a model would suggest next "
@@ -78,6 +83,7 @@ def layout(user: str | None = None, **_query: str) -> html.Div:
             ],
             className="grid-2",
         ),
+        dcc.Store(id="usr-url"),
         page_id="usr-page",
     )
 
@@ -99,6 +105,11 @@ def choose_user(text: str | None, _clicks: int, value: int | None, kind: str):
     random."""
     settings = current_settings()
     prop = ctx.triggered[0]["prop_id"] if ctx.triggered else ""
+    value = as_key(value)
+    kind = as_choice(kind, queries.RECOMMEND_KINDS)
+    if kind is None:
+        return no_update, no_update
+    text = as_text(text)
     try:
         with queries.reading(settings.db_path) as con:
             run_id = queries.latest_runs(con, (kind,)).get(kind)
@@ -116,8 +127,12 @@ def choose_user(text: str | None, _clicks: int, value: int | None, kind: str):
     return _user_options(keys, counts), (value if prop == "usr-random.n_clicks" else no_update)
 
 
-def show_user(user_key: int | None, kind: str, _version):
+def show_user(user_key, kind, _version):
     """What the user rated and the model's recommendations for them, with the supporting ratings."""
+    user_key = as_key(user_key)
+    kind = as_choice(kind, queries.RECOMMEND_KINDS)
+    if kind is None:
+        return no_update, notice("Choose a model.", "warn")
     if user_key is None:
         hint = notice("Choose a user above, or pick a random reader.")
         return hint, None
@@ -220,11 +235,14 @@ def register_callbacks(app: dash.Dash) -> None:
         Input("usr-random", "n_clicks"),
         State("usr-user", "value"),
         State("usr-kind", "value"),
-    )(choose_user)
+    )(guarded(choose_user))
     app.callback(
         Output("usr-rated", "children"),
         Output("usr-recs", "children"),
         Input("usr-user", "value"),
         Input("usr-kind", "value"),
         Input("app-data-version", "data"),
-    )(show_user)
+    )(guarded(show_user))
+    url_sync(
+        app, "/users", "usr-url", [("user", "usr-user", "value"), ("kind", "usr-kind", "value")]
+    )
