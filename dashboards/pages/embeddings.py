@@ -635,12 +635,16 @@ def initial_count(run_id, search):
 # ----------------------------------------------------------------------------- selection
 
 # Box/lasso selections become a list of book keys in the browser: the points' customdata, at most
-# the cap, so the server never receives plotly's whole selection object.
+# the cap, so the server never receives plotly's whole selection object. Only "Clear selection"
+# empties it: a map redrawn for another colour or projection keeps the selection.
 SELECT_JS = """
 function(selected, clears, cap, current) {
     const trig = (window.dash_clientside.callback_context.triggered || []).map(t => t.prop_id);
     if (trig.includes('emb-clear.n_clicks')) { return []; }
-    if (!selected || !Array.isArray(selected.points)) { return window.dash_clientside.no_update; }
+    // A redrawn figure (new colour, projection) reports an empty or no selection: keep ours.
+    if (!selected || !Array.isArray(selected.points) || !selected.points.length) {
+        return window.dash_clientside.no_update;
+    }
     const keys = [];
     const seen = new Set();
     for (const p of selected.points) {
