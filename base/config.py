@@ -70,6 +70,37 @@ class EvalConfig:
     n_boot: int = 200
 
 
+# Where a kind's fit runs: in this process, or on Spark (a cluster, or local[N]). A kind lists the
+# engines it supports in base.registry (KindSpec.engines).
+ENGINES: tuple[str, ...] = ("local", "spark")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which engine fits als and mf, and how the Spark engine reaches its cluster.
+
+    ``master`` is a Spark master URL (``local[N]``, ``spark://host:port``, ``k8s://...``,
+    ``yarn``); ``conf`` are extra ``spark.*`` settings as (key, value) pairs; ``stage`` is the
+    directory (or ``s3://...`` URI) both the warehouse host and the cluster read and write: the
+    train split goes there as Parquet, the factors come back through it. ``blocks`` is ALS's user
+    and item block count (0: the cluster's default parallelism); ``checkpoint_interval`` cuts the
+    lineage every that many iterations (checkpoints go under the stage too).
+    """
+
+    engine: Literal["local", "spark"] = "local"
+    master: str = "local[2]"
+    conf: tuple[tuple[str, str], ...] = ()
+    stage: str = "var/spark-stage"
+    blocks: int = 0
+    checkpoint_interval: int = 10
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.blocks < 0 or self.checkpoint_interval < 1:
+            raise ValueError("blocks must be >= 0 and checkpoint_interval >= 1")
+
+
 def to_json(config: object) -> str:
     """Serialise a config dataclass as the params JSON stored with each run."""
 

@@ -72,6 +72,9 @@ class KindSpec:
     yardstick : bool
         A reference ``evaluate`` refits on every run (popularity, global mean); never fitted by
         hand.
+    engines : tuple of str
+        Where it can be fitted (``base.config.ENGINES``): ``local`` always; ``spark`` where
+        ``shelfwise.pipeline.spark`` has a Spark MLlib fit of it.
     """
 
     name: str
@@ -89,6 +92,7 @@ class KindSpec:
     space: Space = field(default_factory=dict)
     default: bool = True
     yardstick: bool = False
+    engines: tuple[str, ...] = ("local",)
 
     @property
     def ranks(self) -> bool:
@@ -176,6 +180,7 @@ REGISTRY: dict[str, KindSpec] = {
             book_vectors=True,
             learned_biases=False,
             stores=("user_factors", "book_factors"),
+            engines=("local", "spark"),
             objective="ndcg@10",
             # ALS's regularisation is absolute while its confidence scales with alpha and the
             # weighting, so these three are searched jointly: one at a time gets stuck.
@@ -198,6 +203,7 @@ REGISTRY: dict[str, KindSpec] = {
             book_vectors=True,
             learned_biases=True,
             stores=("user_bias", "book_bias", "user_factors", "book_factors"),
+            engines=("local", "spark"),
             # iterations is chosen by early stopping on the carve, so it is not an axis.
             space={
                 "implicit_reg": [0.0, 30.0, 60.0, 100.0, 300.0],
