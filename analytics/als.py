@@ -10,7 +10,9 @@ from analytics.factors import FactorModel
 from base.params import WEIGHTINGS, AlsParams
 
 
-def bm25_confidence(ratings: sp.csr_matrix, *, k1: float = 100.0, b: float = 0.8) -> sp.csr_matrix:
+def bm25_confidence(
+    ratings: sp.csr_matrix, *, k1: float = 100.0, b: float = 0.8, stats: dict | None = None
+) -> sp.csr_matrix:
     """BM25 weights of the rating cells, rescaled to mean 1 (float32 csr, same pattern).
 
     Each user's row is a "document" whose "terms" are books and term frequency is the rating:
@@ -18,7 +20,9 @@ def bm25_confidence(ratings: sp.csr_matrix, *, k1: float = 100.0, b: float = 0.8
     ``idf_i = log(n_users) - log(1 + n_i)``. A rating of a book everyone rated says little about a
     taste, one of a rarely rated book says more (the idf), and long rows are damped (the length
     norm). Same formula as ``implicit.nearest_neighbours.bm25_weight`` (users x books orientation).
-    Rescaled to mean 1, so ``alpha`` means what it means for ``binary`` weighting.
+    Rescaled to mean 1, so ``alpha`` means what it means for ``binary`` weighting. When ``stats``
+    is a dict it receives what a fold-in needs to weigh a new reader the same way (k1, b, idf per
+    book, mean row sum, the floor and the scale).
     """
     conf = sp.csr_matrix(ratings, dtype=np.float64, copy=True)
     n_users = conf.shape[0]
@@ -30,13 +34,28 @@ def bm25_confidence(ratings: sp.csr_matrix, *, k1: float = 100.0, b: float = 0.8
     rows = np.repeat(np.arange(n_users), np.diff(conf.indptr))
     conf.data = conf.data * (k1 + 1.0) / (k1 * length_norm[rows] + conf.data) * idf[conf.indices]
     # A book rated by (nearly) every user has idf <= 0: keep it as weak positive evidence, not none.
-    conf.data = np.maximum(conf.data, 1e-3 * max(float(conf.data.max()), 1e-12))
-    conf.data /= conf.data.mean()
+    floor = 1e-3 * max(float(conf.data.max()), 1e-12)
+    conf.data = np.maximum(conf.data, floor)
+    scale = float(conf.data.mean())
+    conf.data /= scale
+    if stats is not None:
+        stats.update(
+            k1=k1,
+            b=b,
+            idf=[float(v) for v in idf],
+            mean_row_sum=float(row_sums.mean()),
+            floor=floor,
+            scale=scale,
+        )
     return conf.astype(np.float32)
 
 
 def confidence_matrix(
-    ratings: sp.csr_matrix, *, min_rating: float = 0.0, weighting: str = "rating"
+    ratings: sp.csr_matrix,
+    *,
+    min_rating: float = 0.0,
+    weighting: str = "rating",
+    stats: dict | None = None,
 ) -> sp.csr_matrix:
     """Per-cell confidence for ALS, float32 csr of the same shape.
 
@@ -56,7 +75,7 @@ def confidence_matrix(
     if weighting == "binary":
         conf.data[:] = 1.0
     elif weighting == "bm25":
-        conf = bm25_confidence(conf)
+        conf = bm25_confidence(conf, stats=stats)
     return conf
 
 
@@ -85,7 +104,8 @@ def fit_als(
     from implicit.cpu.als import AlternatingLeastSquares
 
     p = params or AlsParams()
-    conf = confidence_matrix(train, min_rating=p.min_rating, weighting=p.weighting)
+    stats: dict = {}
+    conf = confidence_matrix(train, min_rating=p.min_rating, weighting=p.weighting, stats=stats)
     # implicit checks the BLAS thread count when a model is built, so build it inside the limit too.
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
@@ -102,4 +122,6 @@ def fit_als(
         user_factors=np.asarray(model.user_factors, dtype=np.float32),
         book_factors=np.asarray(model.item_factors, dtype=np.float32),
         predicts_ratings=False,
+        # What fold-in needs to weigh a new reader's books as the fit weighed everyone's.
+        info={"bm25": stats} if stats else {},
     )

@@ -75,6 +75,9 @@ class KindSpec:
     engines : tuple of str
         Where it can be fitted (``base.config.ENGINES``): ``local`` always; ``spark`` where
         ``shelfwise.pipeline.spark`` has a Spark MLlib fit of it.
+    fold_in : str or None
+        ``"module:function"`` folding a new reader into a published run from its tables alone
+        (``fold_in(model, feedback, params) -> FoldIn``); blends fold in their components.
     """
 
     name: str
@@ -93,6 +96,7 @@ class KindSpec:
     default: bool = True
     yardstick: bool = False
     engines: tuple[str, ...] = ("local",)
+    fold_in: str | None = None
 
     @property
     def ranks(self) -> bool:
@@ -140,6 +144,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="baseline",
+            fold_in="analytics.foldin:fold_in_baseline",
             label="baseline (biases)",
             colour="#56B4E9",
             params=BaselineParams,
@@ -155,6 +160,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="svd",
+            fold_in="analytics.foldin:fold_in_svd",
             label="SVD",
             colour="#0072B2",
             params=SvdParams,
@@ -172,6 +178,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="als",
+            fold_in="analytics.foldin:fold_in_als",
             label="ALS (implicit)",
             colour="#E69F00",
             params=AlsParams,
@@ -195,6 +202,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="mf",
+            fold_in="analytics.foldin:fold_in_mf",
             label="MF (biased)",
             colour="#009E73",
             params=MfParams,
@@ -214,6 +222,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="knn",
+            fold_in="analytics.foldin:fold_in_weights",
             label="item kNN",
             colour="#D55E00",
             params=KnnParams,
@@ -231,6 +240,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="ease",
+            fold_in="analytics.foldin:fold_in_weights",
             label="EASE",
             colour="#CC6677",
             params=EaseParams,
@@ -245,6 +255,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="rating_blend",
+            fold_in="analytics.foldin:fold_in_blend",
             label="rating blend",
             colour="#332288",
             params=RatingBlendParams,
@@ -257,6 +268,7 @@ REGISTRY: dict[str, KindSpec] = {
         ),
         KindSpec(
             name="ranking_blend",
+            fold_in="analytics.foldin:fold_in_blend",
             label="ranking blend",
             colour="#882255",
             params=RankingBlendParams,

@@ -13,17 +13,21 @@ The CLI, the dashboard and the digest call this module like any user would.
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from analytics.foldin import Feedback, FoldIn, fold_in_blend
 from analytics.metrics import top_n
 from analytics.neighbours import (
     centroid_recommendations,
@@ -34,9 +38,10 @@ from analytics.neighbours import (
 from analytics.weights import weights_matrix
 from base.config import default_db_path
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, kinds, spec
+from base.registry import DEFAULT_MODEL, kinds, make_params, spec
 from warehouse import store
 from warehouse.db import guard_user_query, open_for_reading, require_warehouse
+from warehouse.readers import IMPLICIT_SHELVES, read_shelf
 
 # ----------------------------------------------------------------------------- books and runs
 
@@ -459,6 +464,132 @@ def explain_for_user(
     return out
 
 
+# ----------------------------------------------------------------------------- readers
+
+
+def _run_params(con: duckdb.DuckDBPyConnection, run_id: int, kind: str) -> Any:
+    stored = json.loads(
+        con.execute("select params from models.runs where run_id = ?", [run_id]).fetchall()[0][0]
+    )
+    return make_params(kind, {k: v for k, v in stored.items() if k != "kind"})
+
+
+def reader_feedback(
+    con: duckdb.DuckDBPyConnection, run_id: int, shelf: pl.DataFrame, *, to_read: bool = False
+) -> Feedback:
+    """A reader's matched books in the run's index space.
+
+    Rated books are explicit feedback; ``read`` and ``currently-reading`` without a rating are
+    unrated positives; ``to-read`` counts only with ``to_read``; other custom shelves do not.
+    """
+    matched = shelf.filter(pl.col("book_key").is_not_null())
+    idx_of = book_indices(con, run_id, matched["book_key"].to_list())
+    books, ratings = [], []
+    for row in matched.iter_rows(named=True):
+        idx = idx_of.get(int(row["book_key"]))
+        if idx is None or idx in books:
+            continue
+        if row["rating"] is not None:
+            books.append(idx)
+            ratings.append(float(row["rating"]))
+        elif row["shelf"] in IMPLICIT_SHELVES or (to_read and row["shelf"] == "to-read"):
+            books.append(idx)
+            ratings.append(float("nan"))
+    order = np.argsort(np.isnan(ratings), kind="stable")  # rated books first
+    return Feedback(
+        np.asarray(books, dtype=np.int64)[order], np.asarray(ratings, dtype=np.float64)[order]
+    )
+
+
+def fold_in_run(
+    con: duckdb.DuckDBPyConnection, kind: str, shelf: pl.DataFrame, *, to_read: bool = False
+) -> tuple[int, FoldIn]:
+    """The reader of ``shelf`` folded into the latest run of ``kind``, from its tables alone."""
+    entry = spec(kind)
+    if entry.fold_in is None:
+        raise ShelfwiseError(f"{kind} cannot take a new reader")
+    run_id = run_for(con, kind)
+    feedback = reader_feedback(con, run_id, shelf, to_read=to_read)
+    if len(feedback.books) == 0:
+        raise ShelfwiseError(
+            f"none of the reader's books counts for the {kind} model (not in its matrix, or only "
+            "on shelves that do not count: add --to-read include to count to-read)"
+        )
+    model = store.read_model(con, run_id)
+    if entry.blend:
+        parts = []
+        for component, component_run in zip(
+            model.info["components"], model.info["component_runs"], strict=True
+        ):
+            part = store.read_model(con, int(component_run))
+            fold = _fold_function(component)
+            parts.append(fold(part, feedback, _run_params(con, int(component_run), component)))
+        return run_id, fold_in_blend(model, parts)
+    params = _run_params(con, run_id, kind)
+    if kind == "als" and params.weighting == "bm25" and "bm25" not in model.info:
+        raise ShelfwiseError("this als run predates reader fold-in: refit it (`shelfwise fit als`)")
+    return run_id, _fold_function(kind)(model, feedback, params)
+
+
+def _fold_function(kind: str) -> Any:
+    module, _, name = (spec(kind).fold_in or "").partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def recommend_for_shelf(
+    con: duckdb.DuckDBPyConnection,
+    shelf: pl.DataFrame,
+    *,
+    kind: str = DEFAULT_MODEL,
+    n: int = 20,
+    to_read: bool = False,
+    support: int = 3,
+) -> list[Recommendation]:
+    """Top-``n`` books for a reader's matched shelf (warehouse.readers), never a book already on
+    any of their shelves, each with the ``support`` books of theirs that contributed most to its
+    score (the largest terms of the score's decomposition: exact for every kind)."""
+    run_id, folded = fold_in_run(con, kind, shelf, to_read=to_read)
+    on_shelves = list(book_indices(con, run_id, shelf["book_key"].drop_nulls().to_list()).values())
+    scores = folded.model.scores(np.array([0]))
+    scores[0, np.asarray(on_shelves, dtype=np.int64)] = -np.inf
+    idx, values = _top(scores[0], n)
+    books = books_by_idx(con, run_id, idx, values)
+    titles = {b.book_idx: b.title for b in books_by_idx(con, run_id, folded.feedback.books)}
+    terms = folded.contributions(idx) if len(idx) else np.zeros((0, len(folded.feedback.books)))
+    out = []
+    for book, row in zip(books, terms, strict=True):
+        best = [j for j in np.argsort(-row, kind="stable")[:support] if row[j] > 0]
+        because = tuple(
+            (
+                str(titles.get(folded.feedback.books[j], "") or ""),
+                None if np.isnan(folded.feedback.ratings[j]) else float(folded.feedback.ratings[j]),
+            )
+            for j in best
+        )
+        out.append(Recommendation(book, because))
+    return out
+
+
+def reasons(recommendation: Recommendation) -> list[str]:
+    """The reasons of a recommendation as short phrases: "Dune (rated 5)", "Emma (on a shelf)"."""
+    return [
+        f"{title} (rated {rating:g})" if rating is not None else f"{title} (on a shelf)"
+        for title, rating in recommendation.because
+    ]
+
+
+def recommend_for_reader(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    kind: str = DEFAULT_MODEL,
+    n: int = 20,
+    to_read: bool = False,
+) -> list[Recommendation]:
+    """:func:`recommend_for_shelf` for a stored reader (``shelfwise reader import``)."""
+    return recommend_for_shelf(con, read_shelf(con, name), kind=kind, n=n, to_read=to_read)
+
+
 # ----------------------------------------------------------------------------- the public API
 
 
@@ -540,8 +671,10 @@ class Warehouse:
         *,
         user: int | None = None,
         books: Sequence[str] | None = None,
+        reader: str | None = None,
         model: str = DEFAULT_MODEL,
         n: int = 10,
+        to_read: bool = False,
     ) -> pl.DataFrame:
         """Top-``n`` books for a reader in the data (``user``, the source's user id) or near a few
         favourite titles (``books``), never one they rated or listed.
@@ -549,9 +682,12 @@ class Warehouse:
         Columns: rank, book_key, title, authors, score, because (for a user: the liked books most
         like it; for favourites: the closest favourite).
         """
-        if (user is None) == (not books):
-            raise ShelfwiseError("give either user=ID or books=[TITLE, ...]")
+        if sum((user is not None, bool(books), reader is not None)) != 1:
+            raise ShelfwiseError("give either user=ID, books=[TITLE, ...] or reader=NAME")
         with self.connection() as con:
+            if reader is not None:
+                recs = recommend_for_reader(con, reader, kind=model, n=n, to_read=to_read)
+                return _frame([r.book for r in recs], [reasons(r) for r in recs])
             if user is not None:
                 recs = explain_for_user(con, model, int(user), n)
                 return _frame(

@@ -67,3 +67,79 @@ def build_warehouse(
         if n_boot is not None:
             evaluate(con, n_boot=n_boot)
     return db
+
+
+# A Goodreads library export's columns, in the order the site writes them.
+EXPORT_COLUMNS = [
+    "Book Id",
+    "Title",
+    "Author",
+    "Author l-f",
+    "Additional Authors",
+    "ISBN",
+    "ISBN13",
+    "My Rating",
+    "Average Rating",
+    "Publisher",
+    "Binding",
+    "Number of Pages",
+    "Year Published",
+    "Original Publication Year",
+    "Date Read",
+    "Date Added",
+    "Bookshelves",
+    "Bookshelves with positions",
+    "Exclusive Shelf",
+    "My Review",
+    "Spoiler",
+    "Private Notes",
+    "Read Count",
+    "Owned Copies",
+]
+
+
+def goodreads_export(books: Iterable[dict]) -> str:
+    """The text of a goodreads_library_export.csv in the real layout.
+
+    Each dict may give book_id, title, author, isbn, isbn13, rating (0 = unrated), shelf, review,
+    date_read; ISBNs are written as the site writes them (``="..."``), reviews are quoted and may
+    hold commas, quotes, HTML and line breaks.
+    """
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for b in books:
+        author = b.get("author", "")
+        last_first = ", ".join(reversed(author.rsplit(" ", 1))) if author else ""
+        writer.writerow(
+            [
+                b["book_id"],
+                b["title"],
+                author,
+                last_first,
+                "",
+                f'="{b.get("isbn", "")}"',
+                f'="{b.get("isbn13", "")}"',
+                b.get("rating", 0),
+                "3.95",
+                "Vintage",
+                "Paperback",
+                "320",
+                "2005",
+                "2002",
+                b.get("date_read", ""),
+                b.get("date_added", "2020/01/05"),
+                b.get("shelf", "read"),
+                f"{b.get('shelf', 'read')} (#1)",
+                b.get("shelf", "read"),
+                b.get("review", ""),
+                "",
+                "",
+                "1" if b.get("shelf", "read") == "read" else "0",
+                "0",
+            ]
+        )
+    return out.getvalue()

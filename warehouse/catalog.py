@@ -4,7 +4,7 @@ One file holds one statement and is named schema/table after the relation it mak
 say what runs when, each checked against the files on disk by tests/test_sql_files.py:
 ``TABLES`` (fixed tables, created on every writable connect), ``MODELS`` (the transform, in
 order), ``CHECKS`` (data checks run inside the transform) and ``VIEWS`` (the ``main`` views over
-the latest published runs).
+the latest published runs); ``EXPORTS`` are the Spark engine's Parquet exports.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from base.errors import ShelfwiseError
 
 # Schemas our SQL writes to, created before any table; identifiers from this list only.
-SCHEMAS: tuple[str, ...] = ("raw", "staging", "core", "matrix", "models")
+SCHEMAS: tuple[str, ...] = ("raw", "staging", "core", "matrix", "models", "readers")
 
 # Bookkeeping and model tables whose shape is fixed (data tables come from the loaders and MODELS).
 TABLES: tuple[str, ...] = (
@@ -37,6 +37,8 @@ TABLES: tuple[str, ...] = (
     "models/metrics",
     "models/tuned",
     "models/digests",
+    "readers/readers",
+    "readers/shelf",
 )
 
 # The transform's run order.
@@ -49,6 +51,7 @@ MODELS: tuple[str, ...] = (
     "staging/stg_ucsd__books",
     "core/book_top_tags",
     "core/books",
+    "core/book_identifiers",
     "core/ratings",
     "core/user_activity",
     "core/book_activity",
@@ -78,6 +81,13 @@ VIEWS: tuple[str, ...] = (
     "main/book_neighbours",
     "main/book_weights",
     "main/model_metrics",
+)
+
+# Queries the Spark engine copies out as Parquet (shelfwise.pipeline.spark), never run by the
+# transform: each reads the temp view temp.spark_input (the train split, or tune's carve of it).
+EXPORTS: tuple[str, ...] = (
+    "exports/als_confidence",
+    "exports/mf_residuals",
 )
 
 PARAM = re.compile(r"\$([a-z_]+)")

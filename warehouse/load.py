@@ -89,7 +89,7 @@ def check_header(path: Path, spec: RawFile) -> None:
             f"{path}: line 1: missing header: expected columns {','.join(expected)}, "
             f"found data {','.join(header)!r}"
         )
-    missing = [c for c in expected if c not in header]
+    missing = [c.name for c in spec.columns if c.name not in header and not c.optional]
     if missing:
         raise BadInputError(
             f"{path}: line 1: wrong header: missing required column(s) {', '.join(missing)} "
@@ -259,11 +259,15 @@ def _load_one(
         )
     elif typed:
         query = _typed_query(spec, reader)
+    elif spec.all_text:
+        # Named columns (an optional one the file lacks is NULL); others are left out.
+        header = set(read_header(path))
+        columns = [
+            c.name if c.name in header else f"null::varchar as {c.name}" for c in spec.columns
+        ]
+        query = f"select {', '.join(columns)} from {reader}"
     else:
-        query = (
-            f"select {'*' if spec.all_text else ', '.join(c.name for c in spec.columns)} "
-            f"from {reader}"
-        )
+        query = f"select {', '.join(c.name for c in spec.columns)} from {reader}"
     con.execute("drop table if exists shelfwise_reject_errors")
     con.execute("drop table if exists shelfwise_reject_scans")
     try:

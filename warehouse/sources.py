@@ -16,6 +16,8 @@ class Column:
     # For text columns of metadata files: when present, the value must be a plain whole number (an
     # id).
     digits: bool = False
+    # A file may lack this column altogether (older or trimmed releases): it loads as NULL.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ GOODBOOKS: tuple[RawFile, ...] = (
                 Column(n, "VARCHAR", nullable=True, digits=True)
                 for n in ("goodreads_book_id", "work_id")
             ),
+            # Identifiers a reader's Goodreads export is matched by. The real isbn lost its leading
+            # zeros and isbn13 is a float with lost digits: staging repairs what it can.
+            Column("best_book_id", "VARCHAR", nullable=True, digits=True, optional=True),
+            Column("isbn", "VARCHAR", nullable=True, optional=True),
+            Column("isbn13", "VARCHAR", nullable=True, optional=True),
             *(
                 Column(n, "VARCHAR", nullable=True)
                 for n in (
@@ -144,6 +151,8 @@ UCSD: tuple[RawFile, ...] = (
                     "ratings_count",
                     "image_url",
                     "url",
+                    "isbn",
+                    "isbn13",
                 )
             ),
             Column("authors", "JSON", nullable=True),

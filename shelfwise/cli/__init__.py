@@ -15,7 +15,7 @@ import duckdb
 from rich.logging import RichHandler
 
 from base.errors import ShelfwiseError
-from shelfwise.cli import ask, data, digest, models, serve
+from shelfwise.cli import ask, data, digest, models, reader, serve
 from shelfwise.cli.output import State, err_console
 
 
@@ -50,6 +50,7 @@ for command in (
     models.evaluate,
     ask.similar,
     ask.recommend,
+    reader.reader,
     models.refresh,
     serve.dashboard,
     digest.digest,

@@ -48,6 +48,18 @@ def similar(title: str, kind: str, n: int, db_path: Path) -> None:
     help="Favourite titles: recommend near their centroid. Repeat or list several after one flag.",
 )
 @click.option(
+    "--reader",
+    "reader_name",
+    default=None,
+    help="A reader imported with `shelfwise reader import`: fold them into the model.",
+)
+@click.option(
+    "--to-read",
+    type=click.Choice(["include", "exclude"]),
+    default="exclude",
+    help="With --reader: count the to-read shelf as interest.",
+)
+@click.option(
     "--model",
     "kind",
     type=click.Choice(fittable()),
@@ -60,6 +72,8 @@ def similar(title: str, kind: str, n: int, db_path: Path) -> None:
 def recommend(
     user_key: int | None,
     titles: tuple[str, ...],
+    reader_name: str | None,
+    to_read: str,
     kind: str,
     n: int,
     more_titles: tuple[str, ...],
@@ -69,10 +83,15 @@ def recommend(
     import shelfwise
 
     titles = titles + more_titles
-    if (user_key is None) == (not titles):
-        raise ShelfwiseError("give either --user ID or --books TITLE [TITLE ...]")
+    if sum((user_key is not None, bool(titles), reader_name is not None)) != 1:
+        raise ShelfwiseError("give one of --user ID, --books TITLE [TITLE ...] or --reader NAME")
     wh = shelfwise.open(db_path)
-    if user_key is not None:
+    if reader_name is not None:
+        books = wh.recommend(reader=reader_name, model=kind, n=n, to_read=to_read == "include")
+        print_books(
+            f"top {n} for {reader_name} under {kind}", books, "score", ("because", "because")
+        )
+    elif user_key is not None:
         books = wh.recommend(user=user_key, model=kind, n=n)
         print_books(f"top {n} for user {user_key} under {kind}", books, "score")
     else:

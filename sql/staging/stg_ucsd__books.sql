@@ -34,6 +34,12 @@ final as (
         try_cast(b.book_id as bigint) as goodreads_book_id,
         coalesce(try_cast(nullif(b.work_id, '') as bigint), -try_cast(b.book_id as bigint)) as book_key,
         try_cast(nullif(b.work_id, '') as bigint) as work_id,
+        case
+            when regexp_full_match(trim(b.isbn), '[0-9]{9}[0-9Xx]') then upper(trim(b.isbn))
+        end as isbn10,
+        case
+            when regexp_full_match(trim(b.isbn13), '97[89][0-9]{10}') then trim(b.isbn13)
+        end as isbn13,
         nullif(trim(b.title), '') as title,
         ba.authors,
         try_cast(nullif(b.publication_year, '') as integer) as publication_year,
