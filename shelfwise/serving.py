@@ -249,6 +249,8 @@ class Recommendation:
 
     book: Book
     because: tuple[tuple[str, float | None], ...]
+    # The books of ``because`` themselves, where the caller needs more than their titles.
+    because_books: tuple[Book, ...] = ()
 
 
 def favourites_recommend(
@@ -554,19 +556,21 @@ def recommend_for_shelf(
     scores[0, np.asarray(on_shelves, dtype=np.int64)] = -np.inf
     idx, values = _top(scores[0], n)
     books = books_by_idx(con, run_id, idx, values)
-    titles = {b.book_idx: b.title for b in books_by_idx(con, run_id, folded.feedback.books)}
+    own = {b.book_idx: b for b in books_by_idx(con, run_id, folded.feedback.books)}
     terms = folded.contributions(idx) if len(idx) else np.zeros((0, len(folded.feedback.books)))
     out = []
     for book, row in zip(books, terms, strict=True):
         best = [j for j in np.argsort(-row, kind="stable")[:support] if row[j] > 0]
         because = tuple(
             (
-                str(titles.get(folded.feedback.books[j], "") or ""),
+                str(own[int(folded.feedback.books[j])].title or ""),
                 None if np.isnan(folded.feedback.ratings[j]) else float(folded.feedback.ratings[j]),
             )
             for j in best
         )
-        out.append(Recommendation(book, because))
+        out.append(
+            Recommendation(book, because, tuple(own[int(folded.feedback.books[j])] for j in best))
+        )
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, kinds
+from base.registry import DEFAULT_MODEL, fittable
 from shelfwise.cli.options import DB_OPTION
 from shelfwise.cli.output import console, err_console
 
@@ -21,8 +21,20 @@ log = logging.getLogger(__name__)
     "--favourites",
     "favourites_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    required=True,
-    help="JSON list of titles, or one title per line.",
+    default=None,
+    help="JSON list of titles, or one title per line (or give --reader).",
+)
+@click.option(
+    "--reader",
+    "reader_name",
+    default=None,
+    help="An imported reader (`shelfwise reader import`): their fold-in recommendations.",
+)
+@click.option(
+    "--to-read",
+    type=click.Choice(["include", "exclude"]),
+    default="exclude",
+    help="With --reader: count the to-read shelf as interest.",
 )
 @click.option(
     "--pick",
@@ -34,9 +46,9 @@ log = logging.getLogger(__name__)
 @click.option(
     "--model",
     "kind",
-    type=click.Choice(kinds(neighbours=True)),
+    type=click.Choice(fittable()),
     default=DEFAULT_MODEL,
-    help="Whose book factors to use.",
+    help="Which model (with --favorites: one with book vectors or weights).",
 )
 @click.option(
     "--seed",
@@ -67,7 +79,9 @@ log = logging.getLogger(__name__)
 )
 @DB_OPTION
 def digest(
-    favourites_file: Path,
+    favourites_file: Path | None,
+    reader_name: str | None,
+    to_read: str,
     pick: int,
     n: int,
     kind: str,
@@ -78,7 +92,8 @@ def digest(
     dry_run: bool,
     db_path: Path,
 ) -> None:
-    """Weekly digest: books nearest the centroid of a few random favourites, never repeated."""
+    """Weekly digest: books near the centroid of a few random favourites, or an imported reader's
+    fold-in recommendations; never a book sent in recent weeks."""
     import datetime as dt
 
     import numpy as np
@@ -86,7 +101,9 @@ def digest(
     from shelfwise import digest as mail
     from warehouse.db import open_for_reading, writer
 
-    titles = mail.read_favourites(favourites_file)
+    if (favourites_file is None) == (reader_name is None):
+        raise ShelfwiseError("give either --favorites FILE or --reader NAME")
+    titles = mail.read_favourites(favourites_file) if favourites_file else []
     deliver = send and not dry_run
     # Bad settings fail before any work.
     settings = mail.SmtpSettings.from_env() if deliver else None
@@ -94,9 +111,19 @@ def digest(
     rng = np.random.default_rng(seed)
     opened = writer(db_path, create=False) if deliver else open_for_reading(db_path)
     with opened as con:
-        built = mail.build_digest(
-            con, titles, pick=pick, n=n, kind=kind, rng=rng, history_weeks=history_weeks
-        )
+        if reader_name is not None:
+            built = mail.build_reader_digest(
+                con,
+                reader_name,
+                n=n,
+                kind=kind,
+                history_weeks=history_weeks,
+                to_read=to_read == "include",
+            )
+        else:
+            built = mail.build_digest(
+                con, titles, pick=pick, n=n, kind=kind, rng=rng, history_weeks=history_weeks
+            )
         for skipped in built.unresolved:
             err_console.print(
                 f"warning: skipped favourite: {skipped}",

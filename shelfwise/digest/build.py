@@ -13,8 +13,16 @@ import duckdb
 import numpy as np
 
 from base.errors import ShelfwiseError
+from base.registry import DEFAULT_MODEL
 from shelfwise.digest.history import recent_book_keys
-from shelfwise.serving import Book, TitleNotFound, recommend_for_books, resolve_title, run_for
+from shelfwise.serving import (
+    Book,
+    TitleNotFound,
+    recommend_for_books,
+    recommend_for_reader,
+    resolve_title,
+    run_for,
+)
 from warehouse.db import scalar
 from warehouse.store import now as utc_now
 
@@ -104,6 +112,8 @@ class Digest:
     unresolved: tuple[TitleNotFound, ...] = ()
     history_excluded: tuple[int, ...] = ()
     created_at: datetime = field(default_factory=utc_now)
+    # Set for an imported reader's digest (their fold-in recommendations, not a centroid).
+    reader: str | None = None
 
     @property
     def book_keys(self) -> list[int]:
@@ -205,6 +215,47 @@ def build_digest(
         unresolved=tuple(unresolved),
         history_excluded=tuple(sorted(set(history) - set(favourite_keys))),
         created_at=now,
+    )
+
+
+def build_reader_digest(
+    con: duckdb.DuckDBPyConnection,
+    reader: str,
+    *,
+    n: int = 8,
+    kind: str = DEFAULT_MODEL,
+    history_weeks: int = 8,
+    to_read: bool = False,
+    now: datetime | None = None,
+) -> Digest:
+    """A week's digest for an imported reader: the model's recommendations with the reader folded
+    in (shelfwise.serving.recommend_for_reader), never a book on their shelves nor one sent in the
+    last ``history_weeks`` weeks. Each book's "closest" is the reader's book that contributed
+    most to its score; "picked" are the reader's books behind this week's list."""
+    if n < 1 or history_weeks < 0:
+        raise ShelfwiseError("n must be at least 1 and history_weeks at least 0")
+    now = now or utc_now()
+    since = now - timedelta(weeks=history_weeks, days=1)
+    history = set(recent_book_keys(con, since=since) if history_weeks else [])
+    recs = recommend_for_reader(con, reader, kind=kind, n=n + len(history), to_read=to_read)
+    kept = [r for r in recs if r.book.book_key not in history and r.because_books][:n]
+    if not kept:
+        raise ShelfwiseError(
+            f"no book left to recommend for {reader}: every candidate is on their shelves or "
+            f"was sent in the last {history_weeks} weeks"
+        )
+    picked = tuple({b.book_key: b for r in kept for b in r.because_books[:1]}.values())
+    return Digest(
+        run_id=run_for(con, kind),
+        kind=kind,
+        picked=picked,
+        favourites=picked,
+        recommendations=tuple(
+            Recommendation(i, r.book, r.because_books[0]) for i, r in enumerate(kept, 1)
+        ),
+        history_excluded=tuple(sorted(history)),
+        created_at=now,
+        reader=reader,
     )
 
 
