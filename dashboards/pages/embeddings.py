@@ -506,8 +506,8 @@ def draw_map(run_id, method, colour, xa, xb, ya, yb, isolate, selection, selecte
     view = View(run_id, method, colour, xa, xb, ya, yb)
     isolate = as_flag(isolate)
     selection = as_keys(selection, settings.selection_cap)
-    if "emb-selection.data" in ctx.triggered_prop_ids and not isolate:
-        raise PreventUpdate  # the selection overlay is patched; the map stays
+    if set(ctx.triggered_prop_ids) == {"emb-selection.data"} and not isolate:
+        raise PreventUpdate  # only the selection changed: its overlay is patched, the map stays
     if view.missing:
         return figures.message_figure(view.missing, "Book map", height=640), None, ""
     try:
