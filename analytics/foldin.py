@@ -127,7 +127,7 @@ def fold_in_svd(model: FactorModel, fb: Feedback, params: Any) -> FoldIn:
     one = dataclasses.replace(
         model,
         user_factors=p[None, :].astype(np.float32),
-        user_bias=np.array([bias]) if model.user_bias is not None else None,
+        user_bias=np.array([bias]) if params.remove_biases else None,
     )
     rated_pos = np.flatnonzero(r)
 
@@ -195,7 +195,8 @@ def fold_in_weights(model: ItemWeightsModel, fb: Feedback, params: Any) -> FoldI
     one = dataclasses.replace(
         model,
         history=history,
-        user_bias=None if model.user_bias is None else np.array([_bias(model, fb, bias or 0.0)]),
+        # Kinds with biases (knn) get the reader's damped bias; EASE has none.
+        user_bias=None if model.book_bias is None else np.array([_bias(model, fb, bias or 0.0)]),
     )
     counted = np.flatnonzero(fb.rated if ratings_only else np.ones(len(fb.books), bool))
     matrix = weights_matrix(model.neighbours, model.weights, model.n_books)

@@ -517,13 +517,13 @@ def fold_in_run(
             f"none of the reader's books counts for the {kind} model (not in its matrix, or only "
             "on shelves that do not count: add --to-read include to count to-read)"
         )
-    model = store.read_model(con, run_id)
+    model = store.read_model(con, run_id, users=False)
     if entry.blend:
         parts = []
         for component, component_run in zip(
             model.info["components"], model.info["component_runs"], strict=True
         ):
-            part = store.read_model(con, int(component_run))
+            part = store.read_model(con, int(component_run), users=False)
             fold = _fold_function(component)
             parts.append(fold(part, feedback, _run_params(con, int(component_run), component)))
         return run_id, fold_in_blend(model, parts)

@@ -388,10 +388,11 @@ def read_weights(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[np.ndarra
     return neighbours, weights
 
 
-def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> Any:
+def read_model(con: duckdb.DuckDBPyConnection, run_id: int, *, users: bool = True) -> Any:
     """A published run back as its model (FactorModel, ItemWeightsModel or BlendModel), indexed
     as the run was fitted. Weights and blend models draw on users' ratings: callers give them
-    the ratings to use with ``with_history``."""
+    the ratings to use with ``with_history``. ``users=False`` leaves the users' factors and
+    biases out (a fold-in needs only the books' side)."""
     kind = scalar(con, "select kind from models.runs where run_id = ?", [run_id])
     if kind is None:
         raise ShelfwiseError(f"no run {run_id}")
@@ -411,7 +412,7 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> Any:
         n_users = int(
             scalar(con, "select count(*) from models.run_users where run_id = ?", [run_id])
         )
-        parts = [read_model(con, int(r)) for r in info["component_runs"]]
+        parts = [read_model(con, int(r), users=users) for r in info["component_runs"]]
         return assemble(
             kind,
             parts,
@@ -426,7 +427,7 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> Any:
         return ItemWeightsModel(
             kind,
             global_mean=float(info.get("global_mean", 0.0)),
-            user_bias=biases("models.user_bias", "user_idx"),
+            user_bias=biases("models.user_bias", "user_idx") if users else None,
             book_bias=biases("models.book_bias", "book_idx"),
             neighbours=neighbours,
             weights=weights,
@@ -438,9 +439,9 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int) -> Any:
     return FactorModel(
         kind,
         global_mean=float(info.get("global_mean", params.get("global_mean", 0.0))),
-        user_bias=biases("models.user_bias", "user_idx"),
+        user_bias=biases("models.user_bias", "user_idx") if users else None,
         book_bias=biases("models.book_bias", "book_idx"),
-        user_factors=read_vectors(con, "models.user_factors", run_id),
+        user_factors=read_vectors(con, "models.user_factors", run_id) if users else None,
         book_factors=read_vectors(con, "models.book_factors", run_id),
         predicts_ratings=spec(kind).predicts_ratings,
         info=info,
