@@ -240,7 +240,7 @@ def _category_traces(points: pl.DataFrame) -> list[go.Scattergl]:
 
 
 def _points_trace(
-    part: pl.DataFrame, name: str, marker: dict, *, detail: str = "", text: list[str] | None = None
+    part: pl.DataFrame, name: str, marker: dict, *, detail: str = "", text: np.ndarray | None = None
 ) -> go.Scattergl:
     """One trace of map points; ``detail`` adds a hover line (the value the points are coloured
     by)."""
@@ -303,7 +303,7 @@ def _continuous_traces(points: pl.DataFrame, colour: str) -> list[go.Scattergl]:
                 },
             },
             detail=f"<br>{label}: %{{text}}",
-            text=[shown.format(x) for x in raw],
+            text=np.array([shown.format(x) for x in raw], dtype=object),
         )
         trace.showlegend = False
         traces.append(trace)
