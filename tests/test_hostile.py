@@ -202,9 +202,15 @@ def test_every_callback_survives_hostile_values(server: Http, published_warehous
         for label, values, changed in cases:
             what = f"{dep['output'][:60]} {label}"
             body = payload(dep, values, changed)
-            status, data, seconds = server.request("POST", "/_dash-update-component", body, what)
-            calls += 1
             oversized = len(body) > MAX_BODY
+            if oversized:  # the server may answer 413 before reading it all, then close
+                status, seconds = raw_post(server.port, "/_dash-update-component", body)
+                data = b""
+            else:
+                status, data, seconds = server.request(
+                    "POST", "/_dash-update-component", body, what
+                )
+            calls += 1
             if oversized and status != 413:
                 failures.append(f"{what}: {len(body):,} bytes answered HTTP {status}, not 413")
             elif not oversized and status not in (200, 204):
