@@ -22,6 +22,8 @@ class FactorModel:
     global_mean : float
     user_bias, book_bias : ndarray of float64, shape (n_users,) and (n_books,), or None
     user_factors, book_factors : ndarray of float32, shape (n_users, k) and (n_books, k), or None
+    book_implicit : ndarray of float32, shape (n_books, k + 1), or None
+        mf's SVD++ book vectors (see analytics.mf), for folding in new readers.
     predicts_ratings : bool
         False for implicit-feedback models, whose scores only rank.
     info : dict
@@ -36,6 +38,9 @@ class FactorModel:
     book_factors: np.ndarray | None = None
     predicts_ratings: bool = True
     info: dict = field(default_factory=dict)
+    # mf's SVD++ vectors y (n_books, k + 1; the last column the implicit bias term): already
+    # folded into user_factors and user_bias, kept so a new reader can be folded in exactly.
+    book_implicit: np.ndarray | None = None
 
     def with_history(self, history: object) -> FactorModel:
         """The same model: factor models score from their own vectors, not the users' ratings."""

@@ -80,32 +80,44 @@ def fold_in_baseline(model: FactorModel, fb: Feedback, params: Any) -> FoldIn:
 
 
 def fold_in_mf(model: FactorModel, fb: Feedback, params: Any) -> FoldIn:
-    """Solve the reader's ``[p_u, b_u]`` against the stored book factors and biases.
+    """The fit's own user half-step for the reader, exactly, from the stored tables.
 
-    ``min sum_j (r_j - mu - b_j - b_u - q_j . p_u)^2 + reg n_u |p_u|^2 + reg_bias b_u^2``: the
-    fit's own user half-step (ALS-WR damping), exactly, over the rated books. The SVD++ vectors
-    are folded into the stored user factors at fit time and not stored apart, so a new reader's
-    vector is this ridge solution alone.
+    With SVD++ (stored ``book_implicit`` vectors ``y``), the reader's implicit term is
+    ``z = |N(u)|^-1/2 sum_{j in N(u)} y_j`` over the books they rated; then ``[p_u, b_u]`` solves
+    ``min sum_j (r_j - mu - b_j - z . [q_j, 1] - b_u - q_j . p_u)^2 + reg n_u |p_u|^2 +
+    reg_bias b_u^2`` (ALS-WR damping) against the stored book factors and biases. The reader's
+    vector is ``p_u + z[:k]`` and bias ``b_u + z[k]``, as the fit stores its users'.
     """
     r = fb.rated
+    k = model.book_factors.shape[1]
     q = model.book_factors[fb.books[r]].astype(np.float64)
-    k = q.shape[1] if len(q) else model.book_factors.shape[1]
     x = np.hstack([q, np.ones((len(q), 1))])
-    y = fb.ratings[r] - model.global_mean - model.book_bias[fb.books[r]]
+    z = np.zeros(k + 1)
+    if model.book_implicit is not None and r.any():
+        z = model.book_implicit[fb.books[r]].astype(np.float64).sum(axis=0) / np.sqrt(r.sum())
+    t = fb.ratings[r] - model.global_mean - model.book_bias[fb.books[r]]
+    y = t - x @ z
     damp = np.r_[np.full(k, params.reg * max(int(r.sum()), 1)), params.reg_bias]
     inverse = np.linalg.inv(x.T @ x + np.diag(damp))
     solution = inverse @ (x.T @ y)
     one = dataclasses.replace(
         model,
-        user_factors=solution[None, :k].astype(np.float32),
-        user_bias=np.array([solution[k]]),
+        user_factors=(solution[None, :k] + z[None, :k]).astype(np.float32),
+        user_bias=np.array([solution[k] + z[k]]),
     )
     rated_pos = np.flatnonzero(r)
 
     def contributions(books: np.ndarray) -> np.ndarray:
+        # q_i . (p + z) = sum_j [m_ij t_j + (q_i - m_i X) . y_j / sqrt(n)], m_i = q_i A^-1 X^T:
+        # each rated book's share through the ridge step and through the implicit term.
         out = np.zeros((len(books), len(fb.books)))
         qi = np.hstack([model.book_factors[books].astype(np.float64), np.zeros((len(books), 1))])
-        out[:, rated_pos] = (qi @ inverse @ x.T) * y[None, :]
+        m = qi @ inverse @ x.T
+        terms = m * t[None, :]
+        if model.book_implicit is not None and r.any():
+            yr = model.book_implicit[fb.books[r]].astype(np.float64)
+            terms += ((qi - m @ x) @ yr.T) / np.sqrt(r.sum())
+        out[:, rated_pos] = terms
         return out
 
     return FoldIn(one, fb, contributions)

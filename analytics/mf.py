@@ -315,5 +315,6 @@ def fit_mf(
         book_bias=b_i,
         user_factors=(p + z[:, :k]).astype(np.float32),
         book_factors=q.astype(np.float32),
+        book_implicit=y.astype(np.float32) if implicit_reg > 0 else None,
         info=info,
     )

@@ -196,6 +196,7 @@ def test_publish_writes_every_table_of_a_run(warehouse):
         "models.book_bias": N_BOOKS,
         "models.book_factors": N_BOOKS,
         "models.book_weights": 0,  # svd has vectors, not item-item weights
+        "models.book_implicit": 0,  # mf's SVD++ vectors only
         "models.book_neighbours": N_BOOKS * 5,
         "models.metrics": 1,
         "models.projections": N_BOOKS,

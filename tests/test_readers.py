@@ -290,3 +290,28 @@ def test_recommendations_never_list_a_book_on_any_shelf_and_to_read_counts_when_
         run_id = serving.run_for(con, "als")
         assert len(serving.reader_feedback(con, run_id, shelf).books) == 1
         assert len(serving.reader_feedback(con, run_id, shelf, to_read=True).books) == 11
+
+
+@pytest.mark.parametrize("kind", ["mf", "als", "svd", "baseline", "knn", "ease"])
+def test_a_fold_ins_reasons_add_up_to_its_score(published_warehouse, kind):
+    """The reasons are an exact decomposition: the reader's books' contributions sum to the
+    score, less only the terms their books do not change (a book's bias)."""
+    with open_for_reading(published_warehouse) as con:
+        data = store.read_ratings(con)
+        keys = dict(rows(con, "select book_idx, book_key from matrix.books"))
+        row = data.train[7]
+        shelf = pl.DataFrame(
+            {
+                "book_key": [keys[int(i)] for i in row.indices],
+                "rating": row.data.astype(int).tolist(),
+                "shelf": ["read"] * row.nnz,
+            },
+            schema={"book_key": pl.Int64, "rating": pl.Int8, "shelf": pl.String},
+        )
+        _, folded = serving.fold_in_run(con, kind, shelf)
+    books = np.arange(data.shape[1])
+    score = folded.model.scores(np.array([0]))[0].astype(np.float64)
+    if getattr(folded.model, "book_factors", None) is not None or kind == "baseline":
+        if folded.model.book_bias is not None:
+            score -= folded.model.book_bias
+    np.testing.assert_allclose(folded.contributions(books).sum(axis=1), score, atol=2e-4)

@@ -29,6 +29,7 @@ TABLES: tuple[str, ...] = (
     "models/run_users",
     "models/user_factors",
     "models/book_factors",
+    "models/book_implicit",
     "models/user_bias",
     "models/book_bias",
     "models/book_neighbours",

@@ -203,6 +203,12 @@ def publish_run(
             _insert(
                 con, "models.user_factors", _vectors_table("user_idx", model.user_factors, run_id)
             )
+        if getattr(model, "book_implicit", None) is not None:
+            _insert(
+                con,
+                "models.book_implicit",
+                _vectors_table("book_idx", model.book_implicit, run_id),
+            )
         if model.book_factors is not None:
             _insert(
                 con, "models.book_factors", _vectors_table("book_idx", model.book_factors, run_id)
@@ -297,6 +303,7 @@ def publish_run(
 RUN_TABLES = (
     "models.user_factors",
     "models.book_factors",
+    "models.book_implicit",
     "models.user_bias",
     "models.book_bias",
     "models.book_neighbours",
@@ -351,6 +358,7 @@ def latest_run(con: duckdb.DuckDBPyConnection, kind: str) -> dict | None:
 VECTOR_TABLES: dict[str, str] = {
     "models.user_factors": "user_idx",
     "models.book_factors": "book_idx",
+    "models.book_implicit": "book_idx",
 }
 
 
@@ -443,6 +451,7 @@ def read_model(con: duckdb.DuckDBPyConnection, run_id: int, *, users: bool = Tru
         book_bias=biases("models.book_bias", "book_idx"),
         user_factors=read_vectors(con, "models.user_factors", run_id) if users else None,
         book_factors=read_vectors(con, "models.book_factors", run_id),
+        book_implicit=read_vectors(con, "models.book_implicit", run_id),
         predicts_ratings=spec(kind).predicts_ratings,
         info=info,
     )
