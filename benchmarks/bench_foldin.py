@@ -37,6 +37,19 @@ def _params(con, run_id: int, kind: str):
     return serving._run_params(con, run_id, kind)
 
 
+def _folder(train, fold, model, params, cache: dict):
+    """user -> that user folded in from their training row (computed once per user)."""
+
+    def folded(u: int):
+        if u not in cache:
+            row = train[u]
+            fb = Feedback(row.indices.astype(np.int64), row.data.astype(np.float64))
+            cache[u] = fold(model, fb, params).model
+        return cache[u]
+
+    return folded
+
+
 def quality(db: Path) -> list[str]:
     out = []
     with open_for_reading(db) as con:
@@ -56,13 +69,7 @@ def quality(db: Path) -> list[str]:
             )
             start = time.perf_counter()
             cache: dict[int, object] = {}
-
-            def folded(u: int):
-                if u not in cache:
-                    row = data.train[u]
-                    fb = Feedback(row.indices.astype(np.int64), row.data.astype(np.float64))
-                    cache[u] = fold(model, fb, params).model
-                return cache[u]
+            folded = _folder(data.train, fold, model, params, cache)
 
             if kind == "mf":
                 test = sp.csr_matrix(data.test)

@@ -311,7 +311,7 @@ def test_a_fold_ins_reasons_add_up_to_its_score(published_warehouse, kind):
         _, folded = serving.fold_in_run(con, kind, shelf)
     books = np.arange(data.shape[1])
     score = folded.model.scores(np.array([0]))[0].astype(np.float64)
-    if getattr(folded.model, "book_factors", None) is not None or kind == "baseline":
-        if folded.model.book_bias is not None:
-            score -= folded.model.book_bias
+    factor_kind = getattr(folded.model, "book_factors", None) is not None or kind == "baseline"
+    if factor_kind and folded.model.book_bias is not None:
+        score -= folded.model.book_bias
     np.testing.assert_allclose(folded.contributions(books).sum(axis=1), score, atol=2e-4)
