@@ -83,7 +83,7 @@ def quality(db: Path) -> list[str]:
                 value, metric = float(np.sqrt(sq / n)), "rmse"
             else:
 
-                def scores(users: np.ndarray) -> np.ndarray:
+                def scores(users: np.ndarray, folded=folded) -> np.ndarray:
                     return np.vstack([folded(int(u)).scores(np.array([0])) for u in users])
 
                 ranked = per_user_ranking(scores, data.train, relevant_test(data.test))
