@@ -609,12 +609,25 @@ def load_report(loads: list[Load], clients: int, n_requests: int, threads: int) 
         f"own offset (keep-alive); waitress with {threads} threads; load average before: "
         f"{os.getloadavg()[0]:.2f}\n"
     )
-    print("| server | requests | requests/s | median ms | p95 ms | max ms | failed |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in loads:
+    print("| round | server | requests | requests/s | median ms | p95 ms | max ms | failed |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(loads):
         print(
-            f"| {r.server} | {len(r.latencies):,} | {len(r.latencies) / r.seconds:,.1f} | "
-            f"{r.pct(0.5):,.0f} | {r.pct(0.95):,.0f} | {r.pct(1.0):,.0f} | {r.failures} |"
+            f"| {i // 2 + 1} | {r.server} | {len(r.latencies):,} | "
+            f"{len(r.latencies) / r.seconds:,.1f} | {r.pct(0.5):,.0f} | {r.pct(0.95):,.0f} | "
+            f"{r.pct(1.0):,.0f} | {r.failures} |"
+        )
+    print("\nAll rounds together (medians of the rounds' requests/s; latencies pooled):\n")
+    print("| server | requests/s (median of rounds) | median ms | p95 ms | failed |")
+    print("|---|---:|---:|---:|---:|")
+    for server in ("waitress", "werkzeug"):
+        mine = [r for r in loads if r.server == server]
+        pooled = Load(server, sum(r.seconds for r in mine))
+        pooled.latencies = [x for r in mine for x in r.latencies]
+        rate = statistics.median(len(r.latencies) / r.seconds for r in mine)
+        print(
+            f"| {server} | {rate:,.1f} | {pooled.pct(0.5):,.0f} | {pooled.pct(0.95):,.0f} | "
+            f"{sum(r.failures for r in mine)} |"
         )
 
 
@@ -664,6 +677,7 @@ def main() -> None:
         "--clients", type=int, default=0, help="then replay with this many clients at once"
     )
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each load run")
+    ap.add_argument("--rounds", type=int, default=3, help="load runs of each server, alternating")
     ap.add_argument("--threads", type=int, default=8, help="waitress worker threads")
     args = ap.parse_args()
     if queries.data_version(args.db) is None:
@@ -675,8 +689,10 @@ def main() -> None:
     status = report(bench.timings, args.db, args.repeats)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.clients:
+        # Rounds alternate the two servers, so a change in the machine's load hits both alike.
         loads = [
             load_test(args.db, server, bench.requests, args.clients, args.seconds, args.threads)
+            for _ in range(args.rounds)
             for server in ("waitress", "werkzeug")
         ]
         load_report(loads, args.clients, len(bench.requests), args.threads)

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 CHANNEL_TIMEOUT = 30  # seconds a connection may sit idle (a slow client cannot hold a thread)
 CONNECTION_LIMIT = 200
+# Responses up to this size stay in memory (waitress spools larger ones to a temporary file by
+# default from 1 MB: an embedding map is 1-3 MB).
+OUTBUF_OVERFLOW = 32 * 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -46,6 +49,8 @@ def make_server(app: dash.Dash, host: str = "127.0.0.1", port: int = 0, *, threa
         max_request_header_size=MAX_HEADER_BYTES,
         channel_timeout=CHANNEL_TIMEOUT,
         connection_limit=CONNECTION_LIMIT,
+        outbuf_overflow=OUTBUF_OVERFLOW,
+        inbuf_overflow=settings.max_body_bytes,
         ident="shelfwise",
         clear_untrusted_proxy_headers=True,
     )
