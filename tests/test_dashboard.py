@@ -23,7 +23,7 @@ from warehouse.db import connect, open_for_reading, writer
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"
 INJECTION = "'; DROP TABLE core.books; --"
-PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models")
+PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare")
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -119,6 +119,7 @@ def test_every_page_renders_from_the_warehouse(app) -> None:
         "/neighbours": "nbr-page",
         "/users": "usr-page",
         "/models": "mdl-page",
+        "/compare": "cmp-page",
     }
     for path, page_id in ids.items():
         assert f'"{page_id}"' in client.render(path), path
