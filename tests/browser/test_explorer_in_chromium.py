@@ -127,6 +127,25 @@ def test_the_url_keeps_the_state_and_back_and_forward_restore_it(browser, wareho
         )
         == "svd"
     )
+
+    # Back to the very address the page was last built from (Back, a change, Back) restores it.
+    def scope() -> str | None:
+        return browser.driver.execute_script(
+            "const c = document.querySelector('#mdl-scope input:checked'); return c && c.value"
+        )
+
+    browser.open("/models")
+    wait_query(browser, "name the scope", lambda q: q.get("scope") == "all")
+    browser.radio("mdl-scope", "Latest of each kind")
+    wait_query(browser, "say latest", lambda q: q.get("scope") == "latest")
+    browser.driver.back()
+    browser.wait(lambda: scope() == "all" and query(browser).get("scope") == "all", "all again")
+    browser.radio("mdl-scope", "Latest of each kind")
+    wait_query(browser, "say latest again", lambda q: q.get("scope") == "latest")
+    browser.driver.back()
+    browser.wait(lambda: scope() == "all" and query(browser).get("scope") == "all", "all, twice")
+    browser.driver.forward()
+    browser.wait(lambda: scope() == "latest", "latest after Forward")
     browser.assert_no_console_errors()
 
 
