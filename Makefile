@@ -6,12 +6,12 @@ DB ?= var/demo.duckdb
 SAMPLE := data/sample/goodbooks
 export SHELFWISE_DB := $(DB)
 
-.PHONY: demo test test-fast lint screenshots install browser-deps bench clean
+.PHONY: demo test test-fast lint screenshots install browser-deps spark-deps bench clean
 
 $(BIN)/shelfwise: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,spark]'
 	touch $@
 
 install: $(BIN)/shelfwise
@@ -21,6 +21,17 @@ browser-deps:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 		echo "installing chromium and chromium-driver"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+# A Java runtime for the Spark engine (pyspark runs Spark in a JVM; its tests run in local[2]) and
+# OpenBLAS for Spark's native BLAS (without it netlib warns on every fit and uses Java loops).
+spark-deps:
+	@pkgs=""; \
+	command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || pkgs="$$pkgs openjdk-17-jre-headless"; \
+	/sbin/ldconfig -p | grep -q 'libblas\.so\.3' || pkgs="$$pkgs libopenblas0-pthread"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing$$pkgs"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 	fi
 
 # The sample has ~100 ratings per book, so books need 50 ratings (not the full data's 100) to stay in.
@@ -35,7 +46,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: install browser-deps lint
+test: install browser-deps spark-deps lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install

@@ -7,10 +7,16 @@ import re
 import duckdb
 import pytest
 
-from warehouse.catalog import CHECKS, MODELS, TABLES, VIEWS, read_model, sql_dir
+from warehouse.catalog import CHECKS, EXPORTS, MODELS, TABLES, VIEWS, read_model, sql_dir
 from warehouse.db import connect, create_views
 
-LISTS = {"tables": TABLES, "models": MODELS, "checks": CHECKS, "views": VIEWS}
+LISTS = {
+    "tables": TABLES,
+    "models": MODELS,
+    "checks": CHECKS,
+    "views": VIEWS,
+    "exports": EXPORTS,
+}
 
 
 def test_every_sql_file_is_in_exactly_one_list_and_every_listed_file_exists():

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from base.config import SOURCES, EvalConfig, PublishConfig, TransformConfig, TuneConfig
+from base.config import (
+    ENGINES,
+    SOURCES,
+    EngineConfig,
+    EvalConfig,
+    PublishConfig,
+    TransformConfig,
+    TuneConfig,
+)
 from base.errors import ShelfwiseError
 from base.registry import fittable
 from base.registry import kinds as registry_kinds
@@ -16,6 +25,82 @@ from shelfwise.cli.options import DB_OPTION, config_option, kind_overrides
 from shelfwise.cli.output import console, print_metrics, progress_steps
 
 KIND = click.Choice(fittable())
+
+
+def engine_options(f: Callable) -> Callable:
+    """Where als and mf are fitted: one option per EngineConfig field, its defaults."""
+    options = [
+        config_option(
+            EngineConfig,
+            "engine",
+            type=click.Choice(ENGINES),
+            help="Fit als and mf here (local) or on Spark (--spark-master); see docs/spark.md.",
+        ),
+        config_option(
+            EngineConfig,
+            "master",
+            "--spark-master",
+            metavar="URL",
+            help="Spark master: local[N], spark://HOST:PORT, k8s://https://HOST:PORT or yarn.",
+        ),
+        config_option(
+            EngineConfig,
+            "conf",
+            "--spark-conf",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A Spark setting, repeatable (e.g. spark.driver.memory=8g).",
+        ),
+        config_option(
+            EngineConfig,
+            "stage",
+            "--spark-stage",
+            metavar="PATH|URI",
+            help="Folder (or s3://...) the warehouse host and the cluster share for Parquet.",
+        ),
+        config_option(
+            EngineConfig,
+            "blocks",
+            "--spark-blocks",
+            type=click.IntRange(min=0),
+            help="ALS user and item blocks (0: the cluster's default parallelism).",
+        ),
+        config_option(
+            EngineConfig,
+            "checkpoint_interval",
+            "--spark-checkpoint-interval",
+            type=click.IntRange(min=1),
+            help="Checkpoint ALS's lineage every this many iterations.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def engine_config(
+    engine: str,
+    master: str,
+    conf: tuple[str, ...],
+    stage: str,
+    blocks: int,
+    checkpoint_interval: int,
+) -> EngineConfig:
+    """The EngineConfig of the engine options (``--spark-conf`` pairs checked here)."""
+    pairs = []
+    for item in conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().startswith("spark.") or not value.strip():
+            raise ShelfwiseError(f"--spark-conf {item!r}: expected spark.KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
+    return EngineConfig(
+        engine=engine,  # type: ignore[arg-type]
+        master=master,
+        conf=tuple(pairs),
+        stage=stage,
+        blocks=blocks,
+        checkpoint_interval=checkpoint_interval,
+    )
 
 
 @click.command()
@@ -43,24 +128,36 @@ KIND = click.Choice(fittable())
     type=click.IntRange(min=1),
     help="Published runs of this kind to keep.",
 )
+@engine_options
 @DB_OPTION
 def fit(
-    kind: str, param: tuple[str, ...], neighbours: int, tsne: bool, keep_runs: int, db_path: Path
+    kind: str,
+    param: tuple[str, ...],
+    neighbours: int,
+    tsne: bool,
+    keep_runs: int,
+    db_path: Path,
+    **engine_values: object,
 ) -> None:
-    """Fit a model on the train split and publish its factors, neighbours and maps atomically."""
-    from shelfwise.pipeline.fit import fit_and_publish
+    """Fit a model on the train split and publish its factors, neighbours and maps atomically.
+
+    als and mf also fit on Spark (--engine spark); the run is published the same way.
+    """
+    from shelfwise.pipeline.fit import engine_params, fit_and_publish
     from shelfwise.pipeline.tune import params_for
     from warehouse.db import writer
 
+    config = engine_config(**engine_values)  # type: ignore[arg-type]
     publish = PublishConfig(neighbours=neighbours, tsne=tsne, keep_runs=keep_runs)
     with writer(db_path, create=False) as con:
-        params = params_for(con, kind, kind_overrides(kind, param))
+        params = engine_params(kind, params_for(con, kind, kind_overrides(kind, param)), config)
         with progress_steps() as step:
-            run_id = fit_and_publish(con, kind, params, publish, step=step)
+            run_id = fit_and_publish(con, kind, params, publish, engine=config, step=step)
         seconds = con.execute(
             "select seconds from models.runs where run_id = ?", [run_id]
         ).fetchall()[0][0]
-    console.print(f"published {kind} run {run_id} in {seconds:.1f}s with {params}")
+    where = "" if config.engine == "local" else f" on {config.engine} ({config.master})"
+    console.print(f"published {kind} run {run_id}{where} in {seconds:.1f}s with {params}")
 
 
 @click.command()
@@ -86,6 +183,7 @@ def fit(
 @config_option(
     TuneConfig, "passes", type=click.IntRange(1, 5), help="Coordinate-search passes over the axes."
 )
+@engine_options
 @DB_OPTION
 def tune(
     kinds: tuple[str, ...],
@@ -95,6 +193,7 @@ def tune(
     seed: int,
     passes: int,
     db_path: Path,
+    **engine_values: object,
 ) -> None:
     """Search hyper-parameters on a validation carve of the train split; fit and refresh use them.
 
@@ -105,6 +204,7 @@ def tune(
     from warehouse.db import writer
 
     config = TuneConfig(validation_fraction=validation_fraction, seed=seed, passes=passes)
+    where = engine_config(**engine_values)  # type: ignore[arg-type]
     for kind in dict.fromkeys(kinds):
         try:
             given = dict(tuning.parse_axis(a, kind) for a in axes)
@@ -121,6 +221,7 @@ def tune(
                 fraction=config.validation_fraction,
                 random_state=config.seed,
                 passes=config.passes,
+                engine=where,
                 step=step,
             )
         table = Table(
@@ -196,6 +297,7 @@ def evaluate(k: int, n_boot: int, db_path: Path) -> None:
 )
 @config_option(PublishConfig, "tsne", "--tsne/--no-tsne", help="Store t-SNE maps besides PCA.")
 @click.option("--force", is_flag=True, help="Refit every model even if nothing changed.")
+@engine_options
 @DB_OPTION
 def refresh(
     data_dir: Path | None,
@@ -206,12 +308,17 @@ def refresh(
     tsne: bool,
     force: bool,
     db_path: Path,
+    **engine_values: object,
 ) -> None:
-    """Bring everything up to date: changed raw files, transforms, fits, maps, evaluation."""
+    """Bring everything up to date: changed raw files, transforms, fits, maps, evaluation.
+
+    With --engine spark, the kinds Spark fits (als, mf) go to Spark and the rest fit here.
+    """
     from shelfwise.pipeline.refresh import last_transform
     from shelfwise.pipeline.refresh import refresh as run_refresh
     from warehouse.db import writer
 
+    config = engine_config(**engine_values)  # type: ignore[arg-type]
     choices = fittable()
     wanted = [k.strip() for k in kinds.split(",") if k.strip()]
     if not wanted:
@@ -245,6 +352,7 @@ def refresh(
                 kinds=tuple(wanted),
                 publish=dataclasses.replace(PublishConfig(), tsne=tsne),
                 force=force,
+                engine=config,
                 step=step,
             )
     if not report.changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import duckdb
 from analytics.neighbours import top_k_cosine
 from analytics.projections import pca_2d, tsne_2d
 from analytics.weights import ItemWeightsModel, heaviest_neighbours
-from base.config import PublishConfig
+from base.config import EngineConfig, PublishConfig
 from base.params import as_dict
 from base.registry import spec
 from shelfwise.pipeline.blend import component_runs, fit_blend_run
@@ -24,6 +25,29 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+def engine_params(kind: str, params: Any, engine: EngineConfig) -> Any:
+    """The params a fit of ``kind`` on ``engine`` uses (a one-line error if it has no such fit).
+
+    Every kind fits locally; the Spark engine's rules are in ``pipeline.spark``.
+    """
+    if engine.engine == "local":
+        return params
+    from shelfwise.pipeline.spark import engine_params as spark_params
+
+    return spark_params(kind, params, engine)
+
+
+def run_params(kind: str, params: Any) -> dict[str, Any]:
+    """The params JSON of a run: the kind and its hyper-parameters (every reader rebuilds the
+    params object from it). Where it was fitted is the run's ``info['engine']``."""
+    return {"kind": kind, **as_dict(params)}
+
+
+def run_engine(run: dict[str, Any]) -> str:
+    """The engine a run was fitted on (runs from before engines existed: local)."""
+    return str(json.loads(run.get("info") or "{}").get("engine", "local"))
+
+
 def fit_and_publish(
     con: duckdb.DuckDBPyConnection,
     kind: str,
@@ -31,34 +55,53 @@ def fit_and_publish(
     publish: PublishConfig,
     *,
     data: store.RatingData | None = None,
+    engine: EngineConfig | None = None,
     step: Progress = lambda message: None,
     fail_before_commit: bool = False,
 ) -> int:
     """Fit ``kind`` on the train split, derive neighbours and 2-D maps, publish atomically.
 
-    A fit that raises marks its run 'failed' and leaves the published run of that kind untouched.
+    ``engine`` says where the fit runs (default: this process), recorded as the run's
+    ``info['engine']`` (Spark fits add ``spark_version`` and their settings); a Spark fit reads
+    the train split from the warehouse itself, so ``data`` is not read for it. A fit that raises
+    marks its run 'failed' and leaves the published run of that kind untouched.
     """
-    data = data or store.read_ratings(con)
-    params.check_fits(data.shape)  # before the run is recorded: nothing was tried
+    engine = engine or EngineConfig()
+    params = engine_params(kind, params, engine)
+    if engine.engine == "spark":
+        from shelfwise.pipeline import spark
+
+        source, fingerprint = store.matrix_fingerprint(con)
+        shape = data.shape if data is not None else spark.matrix_shape(con)
+        spark.check(engine)  # Java, master, stage: before the run is recorded
+    else:
+        data = data or store.read_ratings(con)
+        source, fingerprint, shape = data.source, data.fingerprint, data.shape
+    params.check_fits(shape)  # before the run is recorded: nothing was tried
     if spec(kind).blend:
-        component_runs(con, kind, params, data.fingerprint)  # every component published
-    run_id = store.start_run(
-        con, kind, data.source, {"kind": kind, **as_dict(params)}, data.fingerprint
-    )
+        component_runs(con, kind, params, fingerprint)  # every component published
+    run_id = store.start_run(con, kind, source, run_params(kind, params), fingerprint)
     start = time.perf_counter()
     try:
-        step(
-            f"{kind}: fitting on {data.train.nnz:,} ratings ({data.shape[0]:,} x {data.shape[1]:,})"
-        )
-        if spec(kind).blend:
-            model = fit_blend_run(con, kind, params, data)
+        if engine.engine == "spark":
+            with spark.SparkFit(
+                con, engine, fingerprint=fingerprint, shape=shape, step=step
+            ) as fitter:
+                model = fitter.fit(kind, params)
         else:
-            model = fit_model(
-                kind,
-                data.train,
-                params,
-                on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"),
-            )
+            assert data is not None
+            step(f"{kind}: fitting on {data.train.nnz:,} ratings ({shape[0]:,} x {shape[1]:,})")
+            if spec(kind).blend:
+                model = fit_blend_run(con, kind, params, data)
+            else:
+                model = fit_model(
+                    kind,
+                    data.train,
+                    params,
+                    on_iteration=lambda i, r: step(f"{kind}: iteration {i}, train RMSE {r:.4f}"),
+                )
+        # Stored with the run, so a reader can tell engines apart by this field alone.
+        model.info["engine"] = engine.engine
         neighbours = projections = None
         if isinstance(model, ItemWeightsModel):
             step(f"{kind}: top-{publish.neighbours} neighbours by weight")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -9,14 +10,19 @@ from pathlib import Path
 
 import duckdb
 
-from base.config import LoadConfig, PublishConfig, TransformConfig, to_json
+from base.config import EngineConfig, LoadConfig, PublishConfig, TransformConfig, to_json
 from base.errors import ShelfwiseError
-from base.params import as_dict
 from base.registry import kinds as registry_kinds
 from base.registry import spec
 from shelfwise.pipeline.blend import stale_blend
 from shelfwise.pipeline.evaluate import evaluate
-from shelfwise.pipeline.fit import Progress, fit_and_publish
+from shelfwise.pipeline.fit import (
+    Progress,
+    engine_params,
+    fit_and_publish,
+    run_engine,
+    run_params,
+)
 from shelfwise.pipeline.tune import params_for
 from warehouse import store
 from warehouse.db import table_exists
@@ -65,6 +71,7 @@ def refresh(
     kinds: tuple[str, ...] | None = None,
     publish: PublishConfig | None = None,
     force: bool = False,
+    engine: EngineConfig | None = None,
     step: Progress = lambda message: None,
 ) -> RefreshReport:
     """Load changed raw files, rebuild the matrix if its inputs changed, refit stale models,
@@ -72,8 +79,10 @@ def refresh(
 
     A step runs when its inputs differ from what produced the current state: raw files by sha256,
     the matrix by the transform parameters and a load since, each model by the matrix fingerprint
-    and its parameters. ``force`` refits every model. ``kinds`` defaults to the registry's
-    default kinds.
+    and its parameters (and the engine: a Spark run is stale for a local refresh, and the other
+    way round). ``force`` refits every model. ``kinds`` defaults to the registry's default kinds.
+    ``engine`` fits the kinds it can (als and mf on Spark) and the rest locally, one Spark
+    session for the whole refresh.
     """
     kinds = registry_kinds(default=True) if kinds is None else kinds
     publish = publish or PublishConfig()
@@ -101,19 +110,33 @@ def refresh(
         report.transformed = True
 
     data = store.read_ratings(con)
-    for kind in kinds:
-        params = params_for(con, kind)
-        run = store.latest_run(con, kind)
-        current = (
-            run is not None
-            and run["input_fingerprint"] == data.fingerprint
-            and json.loads(run["params"]) == {"kind": kind, **as_dict(params)}
-            # A blend is as current as its components: a refit of one refits the blend.
-            and not (spec(kind).blend and stale_blend(con, kind))
-        )
-        if current and not force:
-            continue
-        report.fitted[kind] = fit_and_publish(con, kind, params, publish, data=data, step=step)
+    engine = engine or EngineConfig()
+    local = EngineConfig()
+    spark_started = False
+    with contextlib.ExitStack() as stack:
+        for kind in kinds:
+            where = engine if engine.engine in spec(kind).engines else local
+            params = engine_params(kind, params_for(con, kind), where)
+            run = store.latest_run(con, kind)
+            current = (
+                run is not None
+                and run["input_fingerprint"] == data.fingerprint
+                and json.loads(run["params"]) == run_params(kind, params)
+                and run_engine(run) == where.engine
+                # A blend is as current as its components: a refit of one refits the blend.
+                and not (spec(kind).blend and stale_blend(con, kind))
+            )
+            if current and not force:
+                continue
+            if where.engine == "spark" and not spark_started:  # one session for all
+                from shelfwise.pipeline import spark
+
+                spark.check(where)
+                stack.enter_context(spark.session(where))
+                spark_started = True
+            report.fitted[kind] = fit_and_publish(
+                con, kind, params, publish, data=data, engine=where, step=step
+            )
 
     if data.test.nnz == 0:
         log.warning(

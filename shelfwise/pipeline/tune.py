@@ -3,10 +3,12 @@ models.tuned."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +20,11 @@ from analytics import search as searching
 from analytics.metrics import per_user_ranking, relevant_test
 from analytics.mf import fit_mf
 from analytics.search import Space, Trial
+from base.config import EngineConfig
 from base.errors import ParamError, ShelfwiseError
 from base.params import parse_value
 from base.registry import fittable, make_params, param_defaults, spec
-from shelfwise.pipeline.fit import Progress
+from shelfwise.pipeline.fit import Progress, engine_params
 from shelfwise.pipeline.fitting import fit_model
 from warehouse import store
 from warehouse.db import transaction
@@ -47,6 +50,10 @@ def with_axes(kind: str, given: dict[str, list[Any]], *, only: bool = False) -> 
 
 # ----------------------------------------------------------------------------- scoring one point
 
+# Fits one point: ``fitter(kind, fit_matrix, params) -> model`` (pipeline.fitting.fit_model's
+# signature); the Spark engine's SparkFit is one.
+Fitter = Callable[[str, sp.csr_matrix, Any], Any]
+
 
 def _rmse(model: Any, validation: sp.csr_matrix) -> float:
     users = np.repeat(np.arange(validation.shape[0]), np.diff(validation.indptr))
@@ -56,20 +63,28 @@ def _rmse(model: Any, validation: sp.csr_matrix) -> float:
 
 
 def evaluate_point(
-    kind: str, params: Any, fit: sp.csr_matrix, validation: sp.csr_matrix, *, k: int = 10
+    kind: str,
+    params: Any,
+    fit: sp.csr_matrix,
+    validation: sp.csr_matrix,
+    *,
+    k: int = 10,
+    fitter: Fitter | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """Fit ``kind`` with ``params`` on ``fit``, score it on ``validation``.
+    """Fit ``kind`` with ``params`` on ``fit`` (locally, or with ``fitter``), score it on
+    ``validation``.
 
-    Returns (metric value, the params actually chosen): for mf, the iteration count with the best
-    validation RMSE replaces ``params.iterations`` (early stopping).
+    Returns (metric value, the params actually chosen): for a local mf, the iteration count with
+    the best validation RMSE replaces ``params.iterations`` (early stopping); another fitter fits
+    ``params.iterations`` as given.
     """
-    if kind == "mf":
+    if kind == "mf" and fitter is None:
         p = dataclasses.replace(params, iterations=MF_MAX_ITERATIONS)
         model = fit_mf(fit, p, validation=validation, patience=MF_PATIENCE)
         curve = model.info["validation_rmse"]
         best = int(np.argmin(curve))
         return float(curve[best]), {**dataclasses.asdict(params), "iterations": best + 1}
-    model = fit_model(kind, fit, params)
+    model = (fitter or fit_model)(kind, fit, params)
     if objective(kind) == "ndcg@10":
         ndcg = per_user_ranking(model.scores, fit, relevant_test(validation), k=k).ndcg
         return float(ndcg.mean()) if len(ndcg) else float("nan"), dataclasses.asdict(params)
@@ -98,6 +113,8 @@ def search(
     fraction: float = 0.15,
     random_state: int = 0,
     passes: int = 2,
+    fitter: Fitter | None = None,
+    fixed: dict[str, Any] | None = None,
     step: Progress = lambda message: None,
 ) -> TuneResult:
     """Choose ``kind``'s hyper-parameters on a validation carve of ``train``.
@@ -114,6 +131,10 @@ def search(
         Every name must be a field of the kind's params.
     fraction, random_state : the validation carve (:func:`analytics.search.carve_validation`).
     passes : int
+    fitter : callable(kind, fit, params), optional
+        Fits each point (default: this process, :func:`evaluate_point`).
+    fixed : dict, optional
+        Values every point takes (what ``fitter`` cannot vary); never axes of ``space``.
     step : callable(message)
         Progress hook.
     """
@@ -138,11 +159,11 @@ def search(
     cache: dict[str, Trial] = {}
 
     def score(point: dict[str, Any]) -> Trial:
-        params = make_params(kind, point)
+        params = make_params(kind, {**(fixed or {}), **point})
         key = json.dumps(dataclasses.asdict(params), sort_keys=True)
         if key not in cache:
             start = time.perf_counter()
-            value, chosen = evaluate_point(kind, params, fit, validation)
+            value, chosen = evaluate_point(kind, params, fit, validation, fitter=fitter)
             cache[key] = Trial(chosen, value, time.perf_counter() - start)
             shown = ", ".join(f"{a}={point[a]}" for a in names if a in point)
             step(f"{kind}: [{len(cache)}] {shown} -> {objective(kind)} {value:.4f}")
@@ -173,25 +194,43 @@ def tune(
     fraction: float = 0.15,
     random_state: int = 0,
     passes: int = 2,
+    engine: EngineConfig | None = None,
     step: Progress = lambda message: None,
 ) -> TuneResult:
     """Search ``kind`` on the current matrix's train split and store the choice in ``models.tuned``.
 
-    Only ``RatingData.train`` is passed on; the test split stays for ``shelfwise evaluate``.
+    Only ``RatingData.train`` is passed on; the test split stays for ``shelfwise evaluate``. With
+    a Spark ``engine`` every point is fitted on Spark (the carve exported once, one session for
+    the whole search); Spark's mf has no SVD++ term, so ``implicit_reg`` is not searched.
     """
+    engine = engine or EngineConfig()
+    engine_params(kind, make_params(kind), engine)  # a kind the engine cannot fit: fail now
     data = store.read_ratings(con)
     train, source, fingerprint = data.train, data.source, data.fingerprint
     del data  # nothing below can reach the test split
     start = time.perf_counter()
-    result = search(
-        kind,
-        train,
-        space=space,
-        fraction=fraction,
-        random_state=random_state,
-        passes=passes,
-        step=step,
-    )
+    with contextlib.ExitStack() as stack:
+        fitter, fixed = None, {}
+        if engine.engine == "spark":
+            from shelfwise.pipeline import spark
+
+            spark.check(engine)
+            fitter = stack.enter_context(
+                spark.SparkFit(con, engine, fingerprint=fingerprint, shape=train.shape, step=step)
+            )
+            space = spark.spark_space(kind, dict(spec(kind).space if space is None else space))
+            fixed = spark.fixed_params(kind)
+        result = search(
+            kind,
+            train,
+            space=space,
+            fraction=fraction,
+            random_state=random_state,
+            passes=passes,
+            fitter=fitter,
+            fixed=fixed,
+            step=step,
+        )
     seconds = time.perf_counter() - start
     with transaction(con):
         tune_id = con.execute("select coalesce(max(tune_id), 0) + 1 from models.tuned").fetchall()[
