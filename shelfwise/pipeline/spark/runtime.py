@@ -154,9 +154,13 @@ def session(engine: EngineConfig) -> Iterator[Any]:
     if active is not None:
         yield active
         return
-    builder = SparkSession.builder.master(engine.master)
-    for key, value in settings(engine).items():
-        builder = builder.config(key, value)
+    builder = SparkSession.builder
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # Launched by spark-submit (deploy/spark/submit.py), the JVM already holds the master
+        # and settings spark-submit was given: they win.
+        builder = builder.master(engine.master)
+        for key, value in settings(engine).items():
+            builder = builder.config(key, value)
     with errors(engine, "starting Spark"):
         spark = builder.getOrCreate()
     log.info("spark %s session on %s", spark.version, engine.master)
