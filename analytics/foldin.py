@@ -173,18 +173,22 @@ def als_confidences(model: FactorModel, fb: Feedback, params: Any) -> np.ndarray
     return np.where(keep, w, 0.0)
 
 
-def fold_in_als(model: FactorModel, fb: Feedback, params: Any) -> FoldIn:
+def fold_in_als(
+    model: FactorModel, fb: Feedback, params: Any, *, gram: np.ndarray | None = None
+) -> FoldIn:
     """implicit's exact user step: ``x = (Y^T Y + Y^T (C - I) Y + lambda I)^-1 Y^T C p``.
 
     ``C = 1 + alpha w`` on the reader's books (``w`` from :func:`als_confidences`), ``p = 1``
-    there and 0 elsewhere; ``lambda`` the fit's regularisation.
+    there and 0 elsewhere; ``lambda`` the fit's regularisation. ``gram`` is ``Y^T Y`` when the
+    caller folds many readers into one run (it does not depend on the reader).
     """
     y = model.book_factors.astype(np.float64)
+    gram = y.T @ y if gram is None else gram
     w = als_confidences(model, fb, params)
     used = w > 0
     yu = y[fb.books[used]]
     c = 1.0 + params.alpha * w[used]
-    a = y.T @ y + (yu.T * (c - 1.0)) @ yu + params.regularization * np.eye(y.shape[1])
+    a = gram + (yu.T * (c - 1.0)) @ yu + params.regularization * np.eye(y.shape[1])
     inverse = np.linalg.inv(a)
     x = inverse @ (yu.T @ c)
     one = dataclasses.replace(model, user_factors=x[None, :].astype(np.float32))

@@ -18,6 +18,7 @@ landed (an older als run lacks the BM25 statistics a fold-in needs: refit it).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from pathlib import Path
@@ -69,6 +70,9 @@ def quality(db: Path) -> list[str]:
             )
             start = time.perf_counter()
             cache: dict[int, object] = {}
+            if kind == "als":  # Y^T Y is the same for every reader: computed once
+                y = model.book_factors.astype(np.float64)
+                fold = functools.partial(fold_in_als, gram=y.T @ y)
             folded = _folder(data.train, fold, model, params, cache)
 
             if kind == "mf":
