@@ -431,14 +431,17 @@ def _positions(con, view: View) -> pl.DataFrame | None:
     return queries.custom_positions(con, view.run_id, view.x, view.y_poles)
 
 
-def _points(con, view: View, keys: list[int] | None, limit: int) -> tuple[pl.DataFrame, int]:
-    """The map's points (most-rated first up to ``limit``) and how many there are in all."""
-    if view.method != "custom":
+def _points(
+    con, view: View, keys: list[int] | None, limit: int, positions: pl.DataFrame | None
+) -> tuple[pl.DataFrame, int]:
+    """The map's points (most-rated first up to ``limit``) and how many there are in all;
+    ``positions`` are the custom view's (see _positions)."""
+    if view.method != "custom" or positions is None:
         return queries.projection_points(
             con, view.run_id, view.method, view.colour, limit, keys=keys
         )
     table = queries.run_book_table(con, view.run_id, view.colour, keys)
-    placed = table.join(_positions(con, view), on="book_idx", how="inner")
+    placed = table.join(positions, on="book_idx", how="inner")
     total = placed.height
     sample = placed.sort(["n_ratings", "book_idx"], descending=[True, False], nulls_last=True)
     sample = sample.head(limit).sort("book_key")
@@ -530,7 +533,7 @@ def draw_map(run_id, method, colour, xa, xb, ya, yb, isolate, selection, selecte
                     )
                 )
             positions = _positions(con, view)
-            points, total = _points(con, view, keys, settings.max_points)
+            points, total = _points(con, view, keys, settings.max_points, positions)
             frames, _ = _overlays(
                 con,
                 view,
