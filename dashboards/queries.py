@@ -1009,65 +1009,63 @@ def neighbour_runs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
-# The neighbour lists of both runs as book keys, the top $n of each book (runs by key, not index:
-# the two runs may have been fitted on different matrices).
-_PAIR_LISTS = """
-    lists as (
-        select n.run_id, rb.book_key, nb.book_key as neighbour_key
-        from models.book_neighbours as n
-        inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.book_idx
-        inner join models.run_books as nb on nb.run_id = n.run_id and nb.book_idx = n.neighbour_idx
-        where list_contains([$a, $b], n.run_id) and n.rank <= $n
-    ),
-    a as (select book_key, neighbour_key from lists where run_id = $a),
-    b as (select book_key, neighbour_key from lists where run_id = $b),
-    sizes as (
-        select book_key, count(*) filter (where run_id = $a) as n_a,
-            count(*) filter (where run_id = $b) as n_b
-        from lists group by book_key
-        having count(*) filter (where run_id = $a) > 0 and count(*) filter (where run_id = $b) > 0
-    ),
-    shared as (
-        select a.book_key, count(*) as shared from a
-        inner join b on b.book_key = a.book_key and b.neighbour_key = a.neighbour_key
-        group by a.book_key
-    ),
-    overlap as (
-        select s.book_key, coalesce(sh.shared, 0) as shared,
-            coalesce(sh.shared, 0) / (s.n_a + s.n_b - coalesce(sh.shared, 0)) as jaccard
-        from sizes as s left join shared as sh on sh.book_key = s.book_key
-    )
-"""
-
-
-def overlap_distribution(
-    con: duckdb.DuckDBPyConnection, run_a: int, run_b: int, n: int
-) -> pl.DataFrame:
-    """How many books share how many of their ``n`` nearest neighbours between two runs (books in
-    both runs only): shared, jaccard, books."""
+def pair_overlap(con: duckdb.DuckDBPyConnection, run_a: int, run_b: int, n: int) -> pl.DataFrame:
+    """Every book in both runs with how many of its ``n`` nearest neighbours the two runs share and
+    their Jaccard@n (|A & B| / |A | B|). Books and neighbours are matched by key: the runs may have
+    been fitted on different matrices. Columns: book_key, shared, jaccard, n_ratings."""
     return frame(
         con,
-        f"""with {_PAIR_LISTS}
-        select shared, min(jaccard) as jaccard, count(*) as books
-        from overlap group by shared order by shared""",
+        """
+        with lists as materialized (
+            select n.run_id, rb.book_key, nb.book_key as neighbour_key
+            from models.book_neighbours as n
+            inner join models.run_books as rb on rb.run_id = n.run_id and rb.book_idx = n.book_idx
+            inner join models.run_books as nb
+                on nb.run_id = n.run_id and nb.book_idx = n.neighbour_idx
+            where list_contains([$a, $b], n.run_id) and n.rank <= $n
+        ),
+        per_book as (
+            select book_key, count(*) filter (where run_id = $a) as n_a,
+                count(*) filter (where run_id = $b) as n_b
+            from lists group by book_key
+        ),
+        shared as (
+            select book_key, count(*) as shared from (
+                select book_key, neighbour_key from lists where run_id = $a
+                intersect all
+                select book_key, neighbour_key from lists where run_id = $b
+            ) group by book_key
+        )
+        select p.book_key, coalesce(s.shared, 0) as shared,
+            coalesce(s.shared, 0) / (p.n_a + p.n_b - coalesce(s.shared, 0)) as jaccard,
+            mb.n_ratings
+        from per_book as p
+        left join shared as s on s.book_key = p.book_key
+        left join matrix.books as mb on mb.book_key = p.book_key
+        where p.n_a > 0 and p.n_b > 0
+        """,
         {"a": run_a, "b": run_b, "n": n},
     )
 
 
-def most_changed(
-    con: duckdb.DuckDBPyConnection, run_a: int, run_b: int, n: int, limit: int
-) -> pl.DataFrame:
-    """The books whose ``n`` nearest neighbours changed most between two runs: lowest Jaccard
-    first, the most-rated first among equals. Columns: book_key, title, authors, shared, jaccard,
+def overlap_distribution(overlap: pl.DataFrame) -> pl.DataFrame:
+    """How many books share how many neighbours (from :func:`pair_overlap`): shared, jaccard,
+    books."""
+    return (
+        overlap.group_by("shared")
+        .agg(pl.col("jaccard").min(), pl.len().alias("books"))
+        .sort("shared")
+    )
+
+
+def most_changed(con: duckdb.DuckDBPyConnection, overlap: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """The books whose neighbours changed most (from :func:`pair_overlap`): lowest Jaccard first,
+    the most-rated first among equals. Columns: book_key, title, authors, shared, jaccard,
     n_ratings."""
-    return frame(
-        con,
-        f"""with {_PAIR_LISTS}
-        select o.book_key, b.title, b.authors, o.shared, o.jaccard, mb.n_ratings
-        from overlap as o
-        left join core.books as b on b.book_key = o.book_key
-        left join matrix.books as mb on mb.book_key = o.book_key
-        order by o.jaccard, mb.n_ratings desc nulls last, o.book_key
-        limit $limit""",
-        {"a": run_a, "b": run_b, "n": n, "limit": limit},
+    top = overlap.sort(
+        ["jaccard", "n_ratings", "book_key"], descending=[False, True, False], nulls_last=True
+    ).head(limit)
+    books = books_by_key(con, top["book_key"].to_list()).select("book_key", "title", "authors")
+    return top.join(books, on="book_key", how="left", maintain_order="left").select(
+        "book_key", "title", "authors", "shared", "jaccard", "n_ratings"
     )

@@ -212,11 +212,11 @@ def test_overlap_is_jaccard_of_the_stored_top_lists(con) -> None:
     ta, tb = top(a), top(b)
     both = set(ta) & set(tb)
     jaccard = {k: len(ta[k] & tb[k]) / len(ta[k] | tb[k]) for k in both}
-    dist = queries.overlap_distribution(con, a, b, 10)
+    dist = queries.overlap_distribution(queries.pair_overlap(con, a, b, 10))
     assert dist["books"].sum() == len(both)
     for shared, books in zip(dist["shared"], dist["books"], strict=True):
         assert books == sum(len(ta[k] & tb[k]) == shared for k in both)
-    changed = queries.most_changed(con, a, b, 10, 5)
+    changed = queries.most_changed(con, queries.pair_overlap(con, a, b, 10), 5)
     assert changed["jaccard"].to_list() == sorted(jaccard.values())[:5]
     assert all(
         abs(jaccard[k] - j) < 1e-12

@@ -228,8 +228,9 @@ def overview(run_a, run_b, _version):
     n = settings.neighbours
     try:
         with queries.reading(settings.db_path) as con:
-            distribution = queries.overlap_distribution(con, run_a, run_b, n)
-            changed = queries.most_changed(con, run_a, run_b, n, CHANGED)
+            overlap = queries.pair_overlap(con, run_a, run_b, n)
+            distribution = queries.overlap_distribution(overlap)
+            changed = queries.most_changed(con, overlap, CHANGED)
     except Exception as exc:
         message = describe_failure(exc)
         return figures.message_figure(message, title), notice(message, "warn")

@@ -345,7 +345,7 @@ def test_compare_two_runs(browser, warehouse) -> None:
     with queries.reading(warehouse) as con:
         a = queries.neighbours(con, mf, book, 10)["book_key"].to_list()
         b = queries.neighbours(con, als, book, 10)["book_key"].to_list()
-        dist = queries.overlap_distribution(con, mf, als, 10)
+        dist = queries.overlap_distribution(queries.pair_overlap(con, mf, als, 10))
     shared = set(a) & set(b)
     assert f"Jaccard@10 = {len(shared) / len(set(a) | set(b)):.2f}" in text
     assert [int(k) for k in browser.attrs("#cmp-list-a .book", "data-book-key")] == a
