@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dash
 from dash import Input, Output, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from base.errors import ShelfwiseError
 from base.registry import DEFAULT_MODEL
@@ -105,12 +106,13 @@ def draw(kind, step, steps, _version):
     """The four charts for a model's latest run and a minimum number of ratings per book (also
     the minimum itself, for the URL)."""
     settings = current_settings()
-    steps = [
-        s
-        for s in (as_int(v, lo=0) for v in (steps if isinstance(steps, list) else []))
-        if s is not None
-    ] or [0]
-    step = as_int(step, lo=0, hi=len(steps) - 1) or 0
+    given = steps if isinstance(steps, list) else []
+    steps = [s for s in (as_int(v, lo=0) for v in given[: len(STEPS)]) if s is not None]
+    step = as_int(step, lo=0, hi=len(steps) - 1)
+    if not steps or step is None:
+        # A slider position or step list no page sends: keep the charts as they are rather than
+        # drawing the heaviest view (every book) for a forged request.
+        raise PreventUpdate
     minimum = steps[step]
     kind = as_choice(kind, queries.BIAS_KINDS)
     if kind is None:

@@ -398,9 +398,15 @@ class View:
     def __init__(self, run_id, method, colour, xa, xb, ya, yb) -> None:
         self.run_id = as_key(run_id)
         self.method = as_choice(method, [m for m, _ in METHODS])
-        self.colour = as_choice(colour, COLOURS, "tag")
+        self.colour = as_choice(colour, COLOURS)
         self.x = (Pole.parse(xa), Pole.parse(xb))
         self.y = (Pole.parse(ya), Pole.parse(yb))
+        # A value no control sends (a colour that is not offered, a pole that is not
+        # kind:value): forged, so the map keeps what it shows instead of drawing a default.
+        self.forged = self.colour is None or any(
+            raw is not None and pole is None
+            for raw, pole in zip((xa, xb, ya, yb), (*self.x, *self.y), strict=True)
+        )
 
     @property
     def missing(self) -> str | None:
@@ -507,6 +513,8 @@ def draw_map(run_id, method, colour, xa, xb, ya, yb, isolate, selection, selecte
     isolate on, only the selected books and their neighbours."""
     settings = current_settings()
     view = View(run_id, method, colour, xa, xb, ya, yb)
+    if view.forged or not isinstance(isolate, list | bool) or not isinstance(selection, list):
+        raise PreventUpdate
     isolate = as_flag(isolate)
     selection = as_keys(selection, settings.selection_cap)
     if set(ctx.triggered_prop_ids) == {"emb-selection.data"} and not isolate:
@@ -582,6 +590,8 @@ def patch_overlays(
     matches): the map's thousands of points stay in the browser. Also the match count."""
     settings = current_settings()
     view = View(run_id, method, colour, xa, xb, ya, yb)
+    if view.forged:
+        raise PreventUpdate
     at = as_key(at)
     changed = set(ctx.triggered_prop_ids)
     if changed == {"emb-selection.data"} and as_flag(isolate):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dash
 import polars as pl
 from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
 
 from dashboards import figures, queries
 from dashboards.components import (
@@ -79,7 +80,9 @@ def layout(scope: str | None = None, **_query: str) -> html.Div:
 
 def draw(scope, _version):
     """Charts and table of the stored test metrics, of every run or of the latest per kind."""
-    scope = as_choice(scope, SCOPES, "all")
+    scope = as_choice(scope, SCOPES)
+    if scope is None:  # no page sends another value: keep what is shown
+        raise PreventUpdate
     try:
         with queries.reading(current_settings().db_path) as con:
             found = queries.metrics(con)
