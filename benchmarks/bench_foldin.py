@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from analytics.foldin import Feedback, fold_in_als, fold_in_mf
 from analytics.metrics import per_user_ranking, relevant_test
@@ -141,6 +142,8 @@ def latency(db: Path, *, books: int = 500, repeats: int = 7) -> list[str]:
 
 
 def main() -> None:
+    # As serving does (shelfwise.serving.fold_in_run): small solves, one BLAS thread.
+    threadpool_limits(1, "blas")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--db", type=Path, required=True, help="Evaluated warehouse for quality.")
     ap.add_argument("--latency-db", type=Path, default=None, help="Warehouse for latency.")
