@@ -114,7 +114,7 @@ def test_checks_list_exactly_the_check_files_on_disk():
     assert sorted(CHECKS) == model_files("checks")
     # Every other file is a fixed table or a main view (tests/test_sql_files.py).
     folders = {p.parent.name for p in sql_dir().rglob("*.sql")}
-    assert folders == {*MODEL_SCHEMAS, "checks", "raw", "models", "main", "readers"}
+    assert folders == {*MODEL_SCHEMAS, "checks", "raw", "models", "main", "readers", "exports"}
 
 
 def test_every_relation_a_model_reads_is_built_by_an_earlier_model_or_is_raw():
