@@ -423,6 +423,73 @@ def sample_note(shown: int, total: int, what: str = "books") -> str:
     return f"{total:,} {what}"
 
 
+# A reader's books on a map, by what they did with them: (name, marks, colour). A mark is the
+# rating "1".."5", or for an unrated book its shelf: r(ead), c(urrently-reading), t(o-read),
+# o(ther).
+READER_GROUPS = (
+    ("you rated 4-5", "45", "#009E73"),
+    ("you rated 1-3", "123", "#D55E00"),
+    ("read or reading, unrated", "rc", "#0072B2"),
+    ("to-read or another shelf", "to", "#56B4E9"),
+)
+
+
+def reader_map(
+    points: pl.DataFrame,
+    mine: pl.DataFrame,
+    recommended: pl.DataFrame,
+    *,
+    total: int,
+    title: str,
+    revision: str = "",
+) -> go.Figure:
+    """A run's book map in grey with a reader's books coloured by what they did with them and the
+    books recommended to them as stars.
+
+    ``points`` has columns book_key, x, y, title, authors (the map, sampled when ``total`` is
+    larger); ``mine`` the same plus ``mark`` (see READER_GROUPS); ``recommended`` book_key, x, y,
+    title, authors. Every reader group and the recommendations are one trace each, named with
+    their count, after the grey base.
+    """
+    base = _points_trace(points, "other books", {"color": "#cbd2d9", "opacity": 0.5})
+    traces: list[go.Scattergl] = [base]
+    for name, marks, colour in READER_GROUPS:
+        part = mine.filter(pl.col("mark").is_in(list(marks)))
+        trace = _points_trace(
+            part,
+            f"{name} ({part.height:,})",
+            {"color": colour, "size": 9, "line": {"width": 1, "color": INK}},
+        )
+        trace.showlegend = not part.is_empty()
+        traces.append(trace)
+    star = _points_trace(
+        recommended,
+        f"recommended for you ({recommended.height:,})",
+        {"color": ACCENT, "size": 16, "symbol": "star", "line": {"width": 1, "color": INK}},
+    )
+    star.showlegend = not recommended.is_empty()
+    traces.append(star)
+    fig = go.Figure(data=traces)
+    style(fig, f"{title} · {sample_note(points.height, total)}", height=560)
+    fig.update_layout(
+        uirevision=revision,
+        hovermode="closest",
+        dragmode="pan",
+        margin={"t": 88},
+        legend={
+            "itemsizing": "constant",
+            "orientation": "h",
+            "x": 0.0,
+            "xanchor": "left",
+            "y": 1.0,
+            "yanchor": "bottom",
+        },
+    )
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False)
+    return fig
+
+
 def overlap_figure(distribution: pl.DataFrame, n: int, title: str) -> go.Figure:
     """How many books share 0..n of their n nearest neighbours between two runs (columns: shared,
     jaccard, books)."""

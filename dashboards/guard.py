@@ -11,12 +11,15 @@ every callback is wrapped by :func:`guarded`, so an input no coercer anticipated
 from __future__ import annotations
 
 import functools
+import io
+import json
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import dash
 import flask
 from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import HTTPException
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 CALLBACK_PATH = "/_dash-update-component"
 # Longest text a search box or typeahead uses; the rest is ignored (titles are shorter).
 MAX_TEXT = 200
+# Where install() leaves the app's RequestLimits (Flask's extensions dict).
+LIMITS_KEY = "shelfwise_request_limits"
 
 
 # ----------------------------------------------------------------------------- input coercion
@@ -124,12 +129,16 @@ class RequestLimits:
 
     URL paths and query strings longer than ``max_url_chars`` get 414; a callback POST longer than
     ``max_body_bytes`` gets 413, and so does any body sent to another route (none takes one). The
-    production server (waitress) caps headers and bodies again at the socket.
+    one exception is a callback that receives a file (:func:`accept_upload`): a body up to
+    ``upload_body_bytes`` is read and let through only when its Dash ``output`` is that
+    callback's. The production server (waitress) caps headers and bodies again at the socket.
     """
 
     def __init__(self, app: Callable, settings: DashboardSettings) -> None:
         self.app = app
         self.settings = settings
+        # Dash output strings ("id.prop") of the callbacks that receive an uploaded file.
+        self.upload_outputs: set[str] = set()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -143,8 +152,37 @@ class RequestLimits:
             return _refuse(start_response, "400 Bad Request", "bad Content-Length")
         allowed = self.settings.max_body_bytes if path.endswith(CALLBACK_PATH) else 0
         if length > allowed:
-            return _refuse(start_response, "413 Content Too Large", f"body over {allowed:,} bytes")
+            if not (allowed and self.upload_outputs and length <= self.settings.upload_body_bytes):
+                return _refuse(
+                    start_response, "413 Content Too Large", f"body over {allowed:,} bytes"
+                )
+            # Which callback a body is for is inside it: read it (at most upload_body_bytes, in
+            # memory) and hand the same bytes on only if it is for an upload callback.
+            body = environ["wsgi.input"].read(length)
+            if _callback_output(body) not in self.upload_outputs:
+                return _refuse(
+                    start_response, "413 Content Too Large", f"body over {allowed:,} bytes"
+                )
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
         return self.app(environ, start_response)
+
+
+def _callback_output(body: bytes) -> str | None:
+    """The ``output`` of a Dash callback request (parsed as Dash will parse it), or None."""
+    try:
+        payload = json.loads(body)
+    except ValueError:  # also bytes that are not UTF-8
+        return None
+    output = payload.get("output") if isinstance(payload, dict) else None
+    return output if isinstance(output, str) else None
+
+
+def accept_upload(app: dash.Dash, output: str) -> None:
+    """Let the callback whose Dash output is ``output`` (one "id.prop") receive a body up to
+    ``upload_body_bytes``: an uploaded file arrives base64-encoded inside it. Every other callback
+    keeps the ``max_body_bytes`` cap."""
+    app.server.extensions[LIMITS_KEY].upload_outputs.add(output)
 
 
 def _refuse(start_response: Callable, status: str, reason: str) -> list[bytes]:
@@ -158,7 +196,9 @@ def _refuse(start_response: Callable, status: str, reason: str) -> list[bytes]:
 def install(server: flask.Flask, settings: DashboardSettings) -> None:
     """Request limits, the per-request time budget and a last-resort handler on a Dash app's
     Flask server."""
-    server.wsgi_app = RequestLimits(server.wsgi_app, settings)  # type: ignore[method-assign]
+    limits = RequestLimits(server.wsgi_app, settings)
+    server.wsgi_app = limits  # type: ignore[method-assign]
+    server.extensions[LIMITS_KEY] = limits
 
     @server.before_request
     def start_budget() -> None:
@@ -171,7 +211,10 @@ def install(server: flask.Flask, settings: DashboardSettings) -> None:
         if isinstance(exc, HTTPException):
             return exc
         if flask.request.path.endswith(CALLBACK_PATH):
-            log.warning("callback request rejected: %s", exc, exc_info=True)
+            # The message may quote the hostile value (Dash's router quotes a 100,000-character
+            # path): log its start and the exception type, with the traceback only at debug level.
+            log.warning("callback request rejected: %s: %.200s", type(exc).__name__, exc)
+            log.debug("callback request rejected", exc_info=exc)
             return "", 204
         log.error("request failed", exc_info=exc)
         return "Internal error (the server log has the details).\n", 500

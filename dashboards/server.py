@@ -35,7 +35,9 @@ def make_server(app: dash.Dash, host: str = "127.0.0.1", port: int = 0, *, threa
     """A waitress server for ``app``, bound but not yet serving: ``.run()`` serves until
     interrupted, ``.close()`` stops; ``.effective_port`` is the port (0 picks a free one).
 
-    Bodies are capped at the app's ``max_body_bytes`` by waitress too, headers at 64 KB; idle
+    Bodies are capped by waitress too, at the largest the app takes (``upload_body_bytes``, the
+    upload callback's; the app holds every other request to ``max_body_bytes``) and kept in memory
+    up to that size, so an uploaded export never touches the disk; headers at 64 KB; idle
     connections close after 30 s; ``threads`` requests are answered at once.
     """
     with app.server.app_context():
@@ -45,12 +47,12 @@ def make_server(app: dash.Dash, host: str = "127.0.0.1", port: int = 0, *, threa
         host=host,
         port=port,
         threads=threads,
-        max_request_body_size=settings.max_body_bytes,
+        max_request_body_size=settings.upload_body_bytes,
         max_request_header_size=MAX_HEADER_BYTES,
         channel_timeout=CHANNEL_TIMEOUT,
         connection_limit=CONNECTION_LIMIT,
         outbuf_overflow=OUTBUF_OVERFLOW,
-        inbuf_overflow=settings.max_body_bytes,
+        inbuf_overflow=settings.upload_body_bytes,
         ident="shelfwise",
         clear_untrusted_proxy_headers=True,
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import flask
 
+from warehouse.readers import MAX_BYTES as EXPORT_MAX_BYTES
+
 # Key under which create_app stores the settings in its own Flask config.
 CONFIG_KEY = "SHELFWISE_DASHBOARD"
 
@@ -42,6 +44,10 @@ class DashboardSettings:
         callback answers with a notice, so no request holds a server thread for long.
     max_body_bytes : int
         Largest callback request body accepted (HTTP 413 above it); other routes take no body.
+    max_upload_bytes : int
+        Largest Goodreads export the For you page takes (20 MB, the parser's own limit, at most).
+        Only the callback that receives the file accepts a larger body, up to
+        ``upload_body_bytes``; every other callback stays at ``max_body_bytes``.
     max_url_chars : int
         Longest URL path or query string accepted (HTTP 414 above it).
     selection_cap : int
@@ -58,6 +64,7 @@ class DashboardSettings:
     covers: bool = True
     request_seconds: float = 10.0
     max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = EXPORT_MAX_BYTES
     max_url_chars: int = 4096
     selection_cap: int = 5_000
 
@@ -69,6 +76,17 @@ class DashboardSettings:
             raise ValueError(f"poll_seconds must be positive, got {self.poll_seconds}")
         if self.request_seconds <= 0:
             raise ValueError(f"request_seconds must be positive, got {self.request_seconds}")
+        if not 0 < self.max_upload_bytes <= EXPORT_MAX_BYTES:
+            raise ValueError(
+                f"max_upload_bytes must be 1 to {EXPORT_MAX_BYTES:,} (the export parser's limit), "
+                f"got {self.max_upload_bytes}"
+            )
+
+    @property
+    def upload_body_bytes(self) -> int:
+        """Largest body of the upload callback's request: the file base64-encoded (4 bytes per 3,
+        as the browser sends it) plus ``max_body_bytes`` for the rest of the request."""
+        return 4 * -(-self.max_upload_bytes // 3) + self.max_body_bytes
 
 
 def current_settings() -> DashboardSettings:

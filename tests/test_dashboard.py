@@ -23,7 +23,7 @@ from warehouse.db import connect, open_for_reading, writer
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"
 INJECTION = "'; DROP TABLE core.books; --"
-PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare")
+PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare", "/for-you")
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -120,6 +120,7 @@ def test_every_page_renders_from_the_warehouse(app) -> None:
         "/users": "usr-page",
         "/models": "mdl-page",
         "/compare": "cmp-page",
+        "/for-you": "you-page",
     }
     for path, page_id in ids.items():
         assert f'"{page_id}"' in client.render(path), path

@@ -267,7 +267,15 @@ def test_every_page_reads_its_state_from_the_url(client, con) -> None:
     assert '"value": "latest"' in client.render("/models", "?scope=latest")
     assert f'"value": [{book}]' in client.render("/neighbours", f"?favs={book},abc,-3")
     # Nonsense in the URL falls back to the defaults, never an error page.
-    for path in ("/embeddings", "/users", "/biases", "/neighbours", "/models", "/compare"):
+    for path in (
+        "/embeddings",
+        "/users",
+        "/biases",
+        "/neighbours",
+        "/models",
+        "/compare",
+        "/for-you",
+    ):
         text = client.render(path, "?kind=nope&run=-1&proj=zzz&colour=1&min=x&scope=0&a=b&user=u")
         assert "Traceback" not in text and "-page" in text, path
 

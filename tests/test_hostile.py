@@ -4,6 +4,7 @@ answers 200 or 204 within 2 s, oversized requests get a 4xx, and the warehouse i
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -22,7 +23,7 @@ from dashboards.server import make_server
 
 pytestmark = pytest.mark.slow
 
-PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare")
+PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare", "/for-you")
 INJECTION = "'; DROP TABLE core.books; --"
 # Every value is posted to every input and state of every callback, all slots at once.
 HOSTILE: list[Any] = [
@@ -249,3 +250,29 @@ def test_malformed_and_oversized_requests_get_a_4xx_or_no_update(
     # The server still answers normally afterwards.
     assert server.request("GET", "/models")[0] == 200
     assert fingerprint(published_warehouse) == before
+
+
+def test_only_the_upload_callback_takes_a_body_over_the_callback_cap(server: Http) -> None:
+    """An export arrives base64-encoded in the For you page's upload callback: its body may pass
+    max_body_bytes (up to upload_body_bytes); the same body for any other callback gets 413."""
+    settings = DashboardSettings(db_path=Path("unused"))
+    status, body, _ = server.request("GET", "/_dash-dependencies")
+    deps = json.loads(body)
+    upload = next(d for d in deps if d["output"] == "you-shelf.data")
+    # A 1.5 MB "file" that is not an export: read, and answered with the parser's one line.
+    contents = "data:text/csv;base64," + base64.b64encode(b"a,b\n" + b"1,2\n" * 375_000).decode()
+    big = payload(upload, {"you-file.data": {"name": "big.csv", "contents": contents}}, [])
+    assert settings.max_body_bytes < len(big) < settings.upload_body_bytes
+    status, data, _ = server.request("POST", "/_dash-update-component", big, "upload 1.5 MB")
+    assert status == 200, data[:200]
+    error = json.loads(data)["response"]["you-shelf"]["data"]["error"]
+    assert error.startswith("big.csv: line 1: not a Goodreads library export")
+    others = [d for d in deps if d["output"] != "you-shelf.data"]
+    assert len(others) > 10
+    for dep in others:
+        forged = json.dumps({**json.loads(big), "output": dep["output"]}).encode()
+        status, _ = raw_post(server.port, "/_dash-update-component", forged)
+        assert status == 413, dep["output"]
+    over = json.dumps({"output": "you-shelf.data", "pad": "x" * settings.upload_body_bytes})
+    status, _ = raw_post(server.port, "/_dash-update-component", over.encode())
+    assert status == 413

@@ -12,6 +12,7 @@ from warehouse.db import open_for_reading
 pytestmark = pytest.mark.browser
 
 INJECTION = "'; DROP TABLE core.books; --"
+PAGES = ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare", "/for-you")
 
 
 def sql(db: Path, query: str, params: list | None = None) -> list[tuple]:
@@ -343,7 +344,7 @@ def test_the_setup_page_opens_the_real_page_once_a_warehouse_appears(
 def test_no_page_scrolls_sideways_in_an_800_px_window(browser) -> None:
     browser.driver.set_window_size(800, 1000)
     try:
-        for path in ("/", "/embeddings", "/biases", "/neighbours", "/users", "/models", "/compare"):
+        for path in PAGES:
             browser.open(path)
             browser.idle()
             width, inner = browser.driver.execute_script(
@@ -357,7 +358,7 @@ def test_no_page_scrolls_sideways_in_an_800_px_window(browser) -> None:
 
 def test_an_empty_warehouse_shows_how_to_build_one(dashboard, tmp_path: Path) -> None:
     browser = dashboard(tmp_path / "nothing-here.duckdb")
-    for path in ("/", "/embeddings", "/neighbours", "/users", "/biases", "/models", "/compare"):
+    for path in PAGES:
         browser.open(path)
         text = browser.wait_text("#setup-page", "shelfwise load goodbooks")
         assert (
