@@ -475,14 +475,15 @@ def reader_map(
         uirevision=revision,
         hovermode="closest",
         dragmode="pan",
-        margin={"t": 88},
+        # The legend (up to six groups, two or three rows) goes under the map, clear of the title.
+        margin={"b": 96},
         legend={
             "itemsizing": "constant",
             "orientation": "h",
             "x": 0.0,
             "xanchor": "left",
-            "y": 1.0,
-            "yanchor": "bottom",
+            "y": -0.02,
+            "yanchor": "top",
         },
     )
     fig.update_xaxes(showticklabels=False, zeroline=False)
