@@ -119,3 +119,24 @@ def test_blend_weights_never_read_the_test_split(warehouse):
 def test_there_is_nothing_to_tune_in_a_blend(warehouse):
     with pytest.raises(ShelfwiseError, match="nothing to tune"):
         search("rating_blend", store.read_ratings(warehouse).train)
+
+
+def test_retention_keeps_the_component_runs_a_published_blend_combines(warehouse):
+    blend = fit_and_publish(warehouse, "rating_blend", make_params("rating_blend"), PUBLISH)
+    mf_run = info(warehouse, "rating_blend")["component_runs"][0]
+    keep_one = PublishConfig(neighbours=5, tsne=False, keep_runs=1)
+    for _ in range(2):
+        fit_and_publish(warehouse, "mf", make_params("mf", SMALL["mf"]), keep_one)
+    mf_runs = [r for (r,) in rows(warehouse, "select run_id from models.runs where kind = 'mf'")]
+    # The newest mf run and the one the blend combines: nothing in between.
+    assert sorted(mf_runs) == [mf_run, max(mf_runs)] and max(mf_runs) > mf_run + 1
+    data = store.read_ratings(warehouse)
+    u, b = data.test.nonzero()
+    assert np.isfinite(
+        store.read_model(warehouse, blend).with_history(data.train).predict(u, b)
+    ).all()
+    # Once the blend is refitted on the newest mf run, the old one goes at the next retention.
+    fit_and_publish(warehouse, "rating_blend", make_params("rating_blend"), keep_one)
+    fit_and_publish(warehouse, "mf", make_params("mf", SMALL["mf"]), keep_one)
+    kept = [r for (r,) in rows(warehouse, "select run_id from models.runs where kind = 'mf'")]
+    assert mf_run not in kept

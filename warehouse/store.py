@@ -316,7 +316,16 @@ RUN_TABLES = (
 
 
 def _apply_retention(con: duckdb.DuckDBPyConnection, kind: str, keep_runs: int) -> None:
-    """Keep the newest ``keep_runs`` published runs of a kind (and every unpublished record)."""
+    """Keep the newest ``keep_runs`` published runs of a kind (and every unpublished record), and
+    every run a kept blend run combines: a blend serves from its component runs' tables, so
+    deleting one would break a published blend until its next refit."""
+    in_blends = {
+        int(run_id)
+        for (info,) in con.execute(
+            "select info from models.runs where info like '%component_runs%'"
+        ).fetchall()
+        for run_id in json.loads(info).get("component_runs", [])
+    }
     stale = [
         r[0]
         for r in con.execute(
@@ -324,6 +333,7 @@ def _apply_retention(con: duckdb.DuckDBPyConnection, kind: str, keep_runs: int) 
                order by run_id desc offset ?""",
             [kind, keep_runs],
         ).fetchall()
+        if r[0] not in in_blends
     ]
     if not stale:
         return
