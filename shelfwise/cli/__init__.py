@@ -35,7 +35,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
         force=True,
     )
     # Third-party chatter stays out of the user's way unless asked for.
-    for noisy in ("numba", "urllib3", "werkzeug", "matplotlib", "py4j"):
+    for noisy in ("numba", "urllib3", "werkzeug", "matplotlib", "py4j", "openTSNE"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
