@@ -146,31 +146,42 @@ class ItemWeightsModel:
             out += self.book_bias[books]
         return out
 
-    def predict(self, users: np.ndarray, books: np.ndarray, *, chunk: int = 1 << 14) -> np.ndarray:
-        """Predicted ratings for (user, book) pairs, float64 shape (n,), clipped to 1..5."""
+    def predict(
+        self, users: np.ndarray, books: np.ndarray, *, cells: int = 1 << 24
+    ) -> np.ndarray:
+        """Predicted ratings for (user, book) pairs, float64 shape (n,), clipped to 1..5.
+
+        Pairs are taken a batch of users at a time: each batch's residuals are spread into a dense
+        (users, n_books) block of at most ``cells`` cells (NaN where unrated), so looking up a
+        pair's stored neighbours is one gather rather than a search of every rated cell.
+        """
         if not self.predicts_ratings:
             raise ValueError(f"{self.kind} scores rank books; it does not predict ratings")
         users = np.asarray(users, dtype=np.int64)
         books = np.asarray(books, dtype=np.int64)
         hist = self._history()
-        hist.sort_indices()
-        # Every rated cell as one sorted key, so a (user, neighbour) lookup is a searchsorted.
-        rows = np.repeat(np.arange(hist.shape[0], dtype=np.int64), np.diff(hist.indptr))
-        keys = rows * self.n_books + hist.indices
-        resid = hist.data - self._baseline(rows, hist.indices.astype(np.int64))
         out = self._baseline(users, books)
-        for start in range(0, len(users), chunk):
-            u, i = users[start : start + chunk], books[start : start + chunk]
-            nbr = self.neighbours[i]  # (c, k_store)
-            w = self.weights[i].astype(np.float64)
-            want = u[:, None] * self.n_books + np.maximum(nbr, 0)
-            pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-            rated = (nbr >= 0) & (keys[pos] == want) if len(keys) else np.zeros_like(nbr, bool)
+        order = np.argsort(users, kind="stable")
+        sorted_users = users[order]
+        distinct = np.unique(users)
+        per_batch = max(1, cells // max(self.n_books, 1))
+        for start in range(0, len(distinct), per_batch):
+            batch = distinct[start : start + per_batch]
+            lo = np.searchsorted(sorted_users, batch[0], side="left")
+            hi = np.searchsorted(sorted_users, batch[-1], side="right")
+            pick = order[lo:hi]
+            sub = hist[batch]
+            rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
+            resid = np.full((len(batch), self.n_books), np.nan)
+            resid[rows, sub.indices] = sub.data - self._baseline(batch[rows], sub.indices)
+            nbr = self.neighbours[books[pick]]  # (c, k_store), heaviest first
+            values = resid[np.searchsorted(batch, users[pick])[:, None], np.maximum(nbr, 0)]
+            rated = (nbr >= 0) & ~np.isnan(values)
             # Neighbours are stored heaviest first, so the first k rated are the k heaviest.
             rated &= np.cumsum(rated, axis=1) <= self.k
-            w = np.where(rated, w, 0.0)
-            num = (w * np.where(rated, resid[pos], 0.0)).sum(axis=1)
-            out[start : start + chunk] += num / (w.sum(axis=1) + self.damping + 1e-12)
+            w = np.where(rated, self.weights[books[pick]].astype(np.float64), 0.0)
+            num = (w * np.where(rated, values, 0.0)).sum(axis=1)
+            out[pick] += num / (w.sum(axis=1) + self.damping + 1e-12)
         return np.clip(out, 1.0, 5.0)
 
     def scores(self, users: np.ndarray) -> np.ndarray:
