@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from analytics.weights import ItemWeightsModel, top_per_column
 from base.params import EaseParams
@@ -37,8 +38,17 @@ def fit_ease(train: sp.csr_matrix, params: EaseParams | None = None) -> ItemWeig
     x.data[:] = 1.0
     gram = (x.T @ x).toarray()
     gram[np.diag_indices(n)] += p.lam
-    inverse = np.linalg.inv(gram)
-    del gram
+    # G is symmetric positive definite (lambda > 0): a Cholesky inverse (LAPACK potrf + potri)
+    # takes about 2/3 n^3 flops against a general inverse's 2 n^3, and works in place.
+    factor, info = lapack.dpotrf(gram, lower=False, overwrite_a=True, clean=False)
+    if info == 0:
+        inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE: the Gram matrix is not positive definite ({info})")
+    del gram, factor
+    # potri fills the upper triangle only.
+    lower = np.tril_indices(n, -1)
+    inverse[lower] = inverse.T[lower]
     b = -inverse / np.diag(inverse)[None, :]
     del inverse
     np.fill_diagonal(b, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,9 +147,7 @@ class ItemWeightsModel:
             out += self.book_bias[books]
         return out
 
-    def predict(
-        self, users: np.ndarray, books: np.ndarray, *, cells: int = 1 << 24
-    ) -> np.ndarray:
+    def predict(self, users: np.ndarray, books: np.ndarray, *, cells: int = 1 << 24) -> np.ndarray:
         """Predicted ratings for (user, book) pairs, float64 shape (n,), clipped to 1..5.
 
         Pairs are taken a batch of users at a time: each batch's residuals are spread into a dense
@@ -190,5 +189,9 @@ class ItemWeightsModel:
         seen = sp.csr_matrix(
             (np.ones(hist.nnz, dtype=np.float32), hist.indices, hist.indptr), shape=hist.shape
         )
-        w = weights_matrix(self.neighbours, self.weights, self.n_books)
-        return np.asarray((seen @ w.T).toarray(), dtype=np.float32)
+        return np.asarray((seen @ self._weights_by_neighbour).toarray(), dtype=np.float32)
+
+    @functools.cached_property
+    def _weights_by_neighbour(self) -> sp.csr_matrix:
+        """``W^T`` as csr, built once per model (scores() is called once per block of users)."""
+        return weights_matrix(self.neighbours, self.weights, self.n_books).T.tocsr()

@@ -14,7 +14,14 @@ from hypothesis.extra import numpy as hnp
 
 from analytics.als import fit_als
 from analytics.baseline import fit_biases, fit_global_mean
-from analytics.metrics import auc_against_random, ranking_metrics, rating_metrics, top_n
+from analytics.metrics import (
+    auc_against_random,
+    ranking_and_auc,
+    ranking_metrics,
+    rating_metrics,
+    relevant_test,
+    top_n,
+)
 from analytics.mf import fit_mf
 from analytics.neighbours import centroid_recommendations, closest_favourite, top_k_cosine
 from analytics.projections import pca_2d, tsne_2d
@@ -503,6 +510,55 @@ def test_auc_ignores_books_rated_in_training():
     positives = sp.csr_matrix(np.array([[0, 1, 0, 0]], dtype=float))
     scores = np.array([[9, 5, 1, 2]], dtype=np.float32)
     assert auc_against_random(lambda u: scores[u].copy(), train, positives, n_boot=10).value == 1.0
+
+
+@pytest.mark.parametrize("block", [1, 3, 64])
+def test_one_scoring_pass_gives_the_figures_of_ranking_metrics_and_the_auc(block):
+    rng = np.random.default_rng(5)
+    n_users, n_books = 40, 25
+    train = sp.csr_matrix((rng.random((n_users, n_books)) < 0.2).astype(float))
+    test = sp.csr_matrix(
+        ((rng.random((n_users, n_books)) < 0.15) * rng.integers(1, 6, (n_users, n_books))).astype(
+            float
+        )
+    )
+    relevant = relevant_test(test)
+    # Users with relevant books and users with to-read books overlap only in part.
+    to_read = sp.csr_matrix(
+        ((rng.random((n_users, n_books)) < 0.1) & (np.arange(n_users) % 3 != 0)[:, None]).astype(
+            float
+        )
+    )
+    scores = rng.normal(size=(n_users, n_books)).astype(np.float32)
+    calls: list[np.ndarray] = []
+
+    def score_fn(users):
+        calls.append(np.asarray(users))
+        return scores[users].copy()
+
+    both = ranking_and_auc(
+        score_fn, train, relevant, to_read, k=5, block=block, n_boot=30, random_state=3
+    )
+    scored = np.concatenate(calls)
+    assert len(scored) == len(set(scored.tolist()))  # every user scored once
+    separate = [
+        *ranking_metrics(score_fn, train, relevant, k=5, block=block, n_boot=30, random_state=3),
+        auc_against_random(score_fn, train, to_read, block=block, n_boot=30, random_state=3),
+    ]
+    assert both == separate
+    # Without to-read books there is no AUC, and the ranking figures stand.
+    assert (
+        ranking_and_auc(
+            score_fn,
+            train,
+            relevant,
+            sp.csr_matrix((n_users, n_books)),
+            k=5,
+            n_boot=30,
+            random_state=3,
+        )
+        == separate[:-1]
+    )
 
 
 # ----------------------------------------------------------------------------- top_n

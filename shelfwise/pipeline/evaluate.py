@@ -10,8 +10,7 @@ import numpy as np
 
 from analytics.metrics import (
     Metric,
-    auc_against_random,
-    ranking_metrics,
+    ranking_and_auc,
     rating_metrics,
     relevant_test,
 )
@@ -81,15 +80,9 @@ def evaluate(
                 tu, truth, model.predict(tu, tb), n_boot=n_boot, random_state=seed
             )
         if entry.ranks:
-            metrics += ranking_metrics(
-                model.scores, data.train, relevant, k=k, n_boot=n_boot, random_state=seed
+            metrics += ranking_and_auc(
+                model.scores, data.train, relevant, to_read, k=k, n_boot=n_boot, random_state=seed
             )
-            if to_read.nnz:
-                metrics.append(
-                    auc_against_random(
-                        model.scores, data.train, to_read, n_boot=n_boot, random_state=seed
-                    )
-                )
         store.write_metrics(con, run["run_id"], metrics, split="test")
         rows += [EvalRow(kind, run["run_id"], m) for m in metrics]
     return rows
