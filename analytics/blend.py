@@ -21,6 +21,8 @@ from base.params import BlendParams
 RANK_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5)
 # Validation users a ranking blend's weights are chosen on at most (a seeded sample).
 RANK_SAMPLE = 5000
+# Users scored at once while the grid is searched.
+RANK_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,13 @@ class BlendModel:
         return np.clip(np.asarray(out, dtype=np.float64), 1.0, 5.0)
 
     def scores(self, users: np.ndarray) -> np.ndarray:
-        out = None
-        for w, s, m in zip(self.weights, self.spreads, self.components, strict=True):
-            if w == 0:
-                continue
-            part = (w / s) * m.scores(users)
-            out = part if out is None else out + part
-        if out is None:
-            return np.zeros((len(users), self.components[0].scores(users[:0]).shape[1]), np.float32)
-        return np.asarray(out, dtype=np.float32)
+        raw = [
+            m.scores(users) if w != 0 else m.scores(users[:0])
+            for w, m in zip(self.weights, self.components, strict=True)
+        ]
+        if not self.weights.any():
+            return np.zeros((len(users), raw[0].shape[1]), np.float32)
+        return _combine(self.weights, self.spreads, raw)
 
 
 def score_spread(model: Any, n_users: int, *, sample: int = 2000, seed: int = 0) -> float:
@@ -126,14 +126,44 @@ def blend_weights(
     relevant = sp.csr_matrix(relevant.multiply(mask[:, None]))
     relevant.eliminate_zeros()
     spreads = np.array([score_spread(m, fit.shape[0]) for m in models])
+    grid = [np.array([1.0, *rest]) for rest in itertools.product(RANK_GRID, repeat=len(models) - 1)]
+    # Each block of users is scored once per component and every grid point combined from those
+    # scores (as BlendModel.scores combines them), not rescored per grid point.
+    ndcg_sums = np.zeros(len(grid))
+    n_scored = 0
+    for start in range(0, len(chosen), RANK_BLOCK):
+        users = chosen[start : start + RANK_BLOCK]
+        raw = [m.scores(users) for m in models]
+        keep = np.zeros(relevant.shape[0], dtype=np.float32)
+        keep[users] = 1.0
+        block_relevant = sp.diags(keep, format="csr") @ relevant
+        for g, w in enumerate(grid):
+            combined = _combine(w, spreads, raw)
+
+            def rows_of(asked: np.ndarray, users=users, combined=combined) -> np.ndarray:
+                return combined[np.searchsorted(users, asked)]
+
+            ndcg_sums[g] += per_user_ranking(rows_of, fit, block_relevant).ndcg.sum()
+        n_scored += len(users)
     best: tuple[float, np.ndarray] = (-np.inf, np.ones(len(models)))
-    for rest in itertools.product(RANK_GRID, repeat=len(models) - 1):
-        w = np.array([1.0, *rest])
-        blend = BlendModel("blend", tuple(models), w, spreads, predicts_ratings=False)
-        ndcg = float(per_user_ranking(blend.scores, fit, relevant).ndcg.mean())
+    for g, w in enumerate(grid):
+        ndcg = float(ndcg_sums[g] / max(n_scored, 1))
         if ndcg > best[0] + 1e-12:
             best = (ndcg, w)
     return best[1], best[0]
+
+
+def _combine(weights: np.ndarray, spreads: np.ndarray, raw: Sequence[np.ndarray]) -> np.ndarray:
+    """``sum_k w_k s_k / spread_k`` over the components with a weight, as float32."""
+    out = None
+    for w, s, part in zip(weights, spreads, raw, strict=True):
+        if w == 0:
+            continue
+        term = (w / s) * part
+        out = term if out is None else out + term
+    if out is None:
+        return np.zeros(raw[0].shape, dtype=np.float32)
+    return np.asarray(out, dtype=np.float32)
 
 
 def assemble(

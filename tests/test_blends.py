@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from helpers import SMALL, build_warehouse, rows
 from test_queries import write_goodbooks
 
@@ -140,3 +141,39 @@ def test_retention_keeps_the_component_runs_a_published_blend_combines(warehouse
     fit_and_publish(warehouse, "mf", make_params("mf", SMALL["mf"]), keep_one)
     kept = [r for (r,) in rows(warehouse, "select run_id from models.runs where kind = 'mf'")]
     assert mf_run not in kept
+
+
+def test_the_ranking_grid_search_picks_what_scoring_each_blend_in_full_picks():
+    """blend_weights scores each block once and combines grid points from those scores; the
+    choice and its NDCG equal those of scoring every candidate BlendModel from scratch."""
+    from analytics import blend as blend_module
+    from analytics.ease import fit_ease
+    from analytics.knn import fit_knn
+    from analytics.metrics import per_user_ranking, relevant_test
+    from analytics.search import carve_validation
+    from base.params import BlendParams, EaseParams, KnnParams
+
+    rng = np.random.default_rng(8)
+    dense = (rng.random((300, 60)) < 0.15) * rng.integers(1, 6, (300, 60))
+    train = sp.csr_matrix(dense.astype(np.float32))
+    params = BlendParams(components="knn,ease", seed=1)
+    fitters = {
+        "knn": lambda m: fit_knn(m, KnnParams(k_store=20, similarity="cosine")),
+        "ease": lambda m: fit_ease(m, EaseParams(lam=10.0, k_store=20)),
+    }
+    weights, value = blend_module.blend_weights(
+        train, params, fitters=fitters, predicts_ratings=False
+    )
+    # The same search, each candidate blend scored from scratch.
+    fit, validation = carve_validation(train, fraction=0.15, random_state=1)
+    models = tuple(make(fit) for make in fitters.values())
+    spreads = np.array([blend_module.score_spread(m, fit.shape[0]) for m in models])
+    relevant = relevant_test(validation)
+    results = []
+    for rest in blend_module.RANK_GRID:
+        w = np.array([1.0, rest])
+        candidate = blend_module.BlendModel("b", models, w, spreads, predicts_ratings=False)
+        results.append((per_user_ranking(candidate.scores, fit, relevant).ndcg.mean(), rest))
+    best = max(results, key=lambda r: r[0])
+    assert value == pytest.approx(best[0], abs=1e-9)
+    assert weights[1] == next(r for v, r in results if v > best[0] - 1e-12)
