@@ -52,7 +52,8 @@ def test_a_blend_combines_the_latest_component_runs_with_weights_from_the_carve(
     assert got["component_runs"] == [
         int(store.latest_run(warehouse, c)["run_id"]) for c in got["components"]
     ]
-    assert len(got["weights"]) == 2 and min(got["weights"]) >= 0 and max(got["weights"]) > 0
+    assert len(got["weights"]) == len(got["components"])
+    assert min(got["weights"]) >= 0 and max(got["weights"]) > 0
     model = store.read_model(warehouse, run_id).with_history(store.read_ratings(warehouse).train)
     data = store.read_ratings(warehouse)
     parts = [store.read_model(warehouse, r).with_history(data.train) for r in got["component_runs"]]
@@ -100,11 +101,12 @@ def test_refitting_a_component_makes_refresh_refit_only_its_blends(warehouse):
     settled = refresh(warehouse, data_dir=source, kinds=kinds, publish=PUBLISH)
     assert settled.fitted == {}
     before = info(warehouse, "ranking_blend")["component_runs"]
-    fit_and_publish(warehouse, "mf", make_params("mf", {"factors": 3}), PUBLISH)
+    # knn is a component of rating_blend only (ranking_blend combines als, ease and mf).
+    fit_and_publish(warehouse, "knn", make_params("knn", SMALL["knn"]), PUBLISH)
     report = refresh(warehouse, data_dir=source, kinds=kinds, publish=PUBLISH)
     assert "rating_blend" in report.fitted and "ranking_blend" not in report.fitted
-    assert info(warehouse, "rating_blend")["component_runs"][0] == int(
-        store.latest_run(warehouse, "mf")["run_id"]
+    assert info(warehouse, "rating_blend")["component_runs"][1] == int(
+        store.latest_run(warehouse, "knn")["run_id"]
     )
     assert info(warehouse, "ranking_blend")["component_runs"] == before
 
@@ -177,3 +179,30 @@ def test_the_ranking_grid_search_picks_what_scoring_each_blend_in_full_picks():
     best = max(results, key=lambda r: r[0])
     assert value == pytest.approx(best[0], abs=1e-9)
     assert weights[1] == next(r for v, r in results if v > best[0] - 1e-12)
+
+
+def test_blends_sharing_a_component_fit_it_on_the_carve_once(warehouse, monkeypatch):
+    from shelfwise.pipeline import blend as pipeline_blend
+
+    fitted: list[str] = []
+    real = pipeline_blend.fit_model
+
+    def counting(kind, train, params):
+        fitted.append(kind)
+        return real(kind, train, params)
+
+    monkeypatch.setattr(pipeline_blend, "fit_model", counting)
+    monkeypatch.setattr(pipeline_blend, "_carve_fits", {})
+    fit_and_publish(warehouse, "rating_blend", make_params("rating_blend"), PUBLISH)
+    fit_and_publish(
+        warehouse, "ranking_blend", make_params("ranking_blend", {"components": "als,mf"}), PUBLISH
+    )
+    assert sorted(fitted) == ["als", "knn", "mf"]
+    # A different carve (another seed) fits again.
+    fit_and_publish(
+        warehouse,
+        "ranking_blend",
+        make_params("ranking_blend", {"components": "als,mf", "seed": 3}),
+        PUBLISH,
+    )
+    assert sorted(fitted) == ["als", "als", "knn", "mf", "mf"]

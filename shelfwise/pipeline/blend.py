@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from typing import Any
 
 import duckdb
+import numpy as np
+import scipy.sparse as sp
 
 from analytics.blend import BlendModel, assemble, blend_weights
 from base.errors import ShelfwiseError
+from base.params import as_dict
 from base.registry import REGISTRY, make_params, spec
 from shelfwise.pipeline.fitting import fit_model
 from warehouse import store
@@ -76,8 +80,27 @@ def fit_blend_run(
     return blend
 
 
-def _fit(kind: str, params: Any, train: Any) -> Any:
-    return fit_model(kind, train, params)
+# Component fits on a blend's validation carve, kept while the carve is the same one. With their
+# default fraction and seed, rating_blend and ranking_blend carve train identically and share mf,
+# so a refresh fits mf on the carve once, not twice. Fits are seeded: a kept fit is the fit.
+_carve_fits: dict[tuple[str, str, str], Any] = {}
+
+
+def _fit(kind: str, params: Any, train: sp.csr_matrix) -> Any:
+    key = (_digest(train), kind, json.dumps(as_dict(params), sort_keys=True))
+    if any(k[0] != key[0] for k in _carve_fits):
+        _carve_fits.clear()  # another carve: the kept fits are of no further use
+    if key not in _carve_fits:
+        _carve_fits[key] = fit_model(kind, train, params)
+    return _carve_fits[key]
+
+
+def _digest(matrix: sp.csr_matrix) -> str:
+    """A digest of a sparse matrix's shape and contents."""
+    h = hashlib.blake2b(repr(matrix.shape).encode(), digest_size=16)
+    for part in (matrix.indptr, matrix.indices, matrix.data):
+        h.update(np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
 
 
 def stale_blend(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
