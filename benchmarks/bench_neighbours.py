@@ -98,7 +98,7 @@ def main() -> None:
         print(f"| {kind} | {books:,} | {share:.3f} | {share / chance:.0f}x |")
     print(f"| chance (random other book) | | {chance:.4f} | 1x |")
     for title in args.probe:
-        for kind in ("svd", "als", "mf"):
+        for kind in ("svd", "als", "mf", "knn", "ease"):
             rows = con.sql(PROBE, params={"kind": kind, "title": title}).fetchall()
             print(
                 f"{kind}, nearest to {title!r}: "

@@ -4,11 +4,14 @@ Usage: python benchmarks/run_all.py [--only NAME ...] [--subset DIR] [--ucsd]
 
 Steps, each its own process so its timings and peak RSS are its own:
   warehouse   load + transform of full-size goodbooks (generated into benchmarks/out on first run)
-  refresh     full refresh from those raw files into benchmarks/out/refresh-full.duckdb
+  refresh     full refresh from those raw files into benchmarks/out/refresh-full.duckdb (the
+              registry's default kinds), with a per-phase breakdown of one more run
+  kinds       fit time and peak RSS of every kind on those raw files, each in its own process
   csr         CSR from that warehouse against the tutorial's lil_matrix loop
   dashboard   server time of every page and callback on that warehouse
   neighbours  same-author share of the refreshed models' neighbours
-  quality     tune, fit and evaluate every model on the real goodbooks subset (skipped when absent)
+  quality     tune, fit and evaluate every model on the real goodbooks subset (skipped when absent),
+              ranking-blend configurations, and the knn neighbour check
   ucsd        229M-interaction UCSD load + transform (only with --ucsd: ~5 min and ~8 GB)
 
 Each step prints its own figures; copy them into RESULTS.md with the machine and date.
@@ -30,7 +33,8 @@ REFRESH_DB = OUT / "refresh-full.duckdb"
 def steps(subset: Path) -> dict[str, list[str]]:
     return {
         "warehouse": ["bench_warehouse.py", "goodbooks"],
-        "refresh": ["bench_refresh.py", "--db", str(REFRESH_DB)],
+        "refresh": ["bench_refresh.py", "--db", str(REFRESH_DB), "--breakdown"],
+        "kinds": ["bench_kinds.py"],
         "csr": ["bench_csr.py", "--db", str(REFRESH_DB)],
         "dashboard": ["bench_dashboard.py", "--db", str(REFRESH_DB)],
         "neighbours": [
