@@ -154,16 +154,22 @@ def blend_weights(
 
 
 def _combine(weights: np.ndarray, spreads: np.ndarray, raw: Sequence[np.ndarray]) -> np.ndarray:
-    """``sum_k w_k s_k / spread_k`` over the components with a weight, as float32."""
-    out = None
+    """``sum_k w_k s_k / spread_k`` over the components with a weight, as float32 (in place: the
+    grid search combines hundreds of blocks)."""
+    out: np.ndarray | None = None
+    term: np.ndarray | None = None
     for w, s, part in zip(weights, spreads, raw, strict=True):
         if w == 0:
             continue
-        term = (w / s) * part
-        out = term if out is None else out + term
+        scale = np.float32(w / s)
+        if out is None:
+            out = np.multiply(part, scale, dtype=np.float32)
+        else:
+            term = np.multiply(part, scale, out=term, dtype=np.float32)
+            out += term
     if out is None:
         return np.zeros(raw[0].shape, dtype=np.float32)
-    return np.asarray(out, dtype=np.float32)
+    return out
 
 
 def assemble(

@@ -11,7 +11,7 @@ and the kind table in docs/models.md all read this module.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +109,24 @@ class KindSpec:
         return self.book_vectors or self.book_weights
 
 
-# The model a question is answered with when none is named (CLI, API, dashboard, digest).
-DEFAULT_MODEL = "mf"
+# The model that answers when none is named (CLI, API, dashboard, digest), per task: kinds best
+# first as measured on the real subset after tuning (benchmarks/RESULTS.md, "Real ratings"; for
+# neighbours, the same-author share of "Neighbour quality"). The first with a published run
+# answers, so a warehouse that lacks the best kind still answers with the next.
+PREFERRED: dict[str, tuple[str, ...]] = {
+    # predicted ratings (`predict`)
+    "ratings": ("rating_blend", "knn", "mf", "svd", "baseline"),
+    # top-N lists (`recommend --user/--reader`, the reader digest, the Users and For you pages)
+    "ranking": ("ranking_blend", "ease", "als", "knn", "mf", "rating_blend", "svd", "baseline"),
+    # similar books, favourites lists and maps (kinds with book vectors or weights)
+    "neighbours": ("als", "ease", "knn", "mf", "svd"),
+}
+
+
+def preferred(task: str, available: Iterable[str]) -> str | None:
+    """The best kind for ``task`` (PREFERRED) among ``available``, or None."""
+    have = set(available)
+    return next((k for k in PREFERRED[task] if k in have), None)
 
 REGISTRY: dict[str, KindSpec] = {
     spec.name: spec

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, fittable, kinds
+from base.registry import fittable, kinds, preferred
 from dashboards.settings import request_deadline
 from warehouse.db import open_for_reading, snapshot_path, table_exists
 
@@ -163,15 +163,15 @@ class WarehouseStatus:
     def recommend_kinds(self) -> tuple[str, ...]:
         return tuple(k for k in RECOMMEND_KINDS if k in self.published)
 
-    def default_among(self, offered: tuple[str, ...]) -> str:
-        """The default model when ``offered`` has it, else the first offered."""
-        return DEFAULT_MODEL if DEFAULT_MODEL in offered else offered[0]
+    def default_among(self, offered: tuple[str, ...], task: str = "ranking") -> str:
+        """The best measured kind for ``task`` among ``offered`` (base.registry.PREFERRED), else
+        the first offered."""
+        return preferred(task, offered) or offered[0]
 
     @property
     def default_kind(self) -> str:
-        """The model a page opens on: mf (ratings and a map) when published, else the first
-        mapped."""
-        return DEFAULT_MODEL if DEFAULT_MODEL in self.map_kinds else self.map_kinds[0]
+        """The model a map page opens on: the best published neighbours model with a map."""
+        return self.default_among(self.map_kinds, "neighbours")
 
     @property
     def bias_kinds(self) -> tuple[str, ...]:

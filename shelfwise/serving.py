@@ -39,7 +39,7 @@ from analytics.neighbours import (
 from analytics.weights import weights_matrix
 from base.config import default_db_path
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, kinds, make_params, spec
+from base.registry import kinds, make_params, preferred, spec
 from warehouse import store
 from warehouse.db import guard_user_query, open_for_reading, require_warehouse
 from warehouse.readers import IMPLICIT_SHELVES, read_shelf
@@ -77,6 +77,18 @@ def run_for(con: duckdb.DuckDBPyConnection, kind: str) -> int:
     if run is None:
         raise ShelfwiseError(f"no published {kind} model: run `shelfwise fit {kind}` first")
     return int(run["run_id"])
+
+
+def default_kind(con: duckdb.DuckDBPyConnection, task: str) -> str:
+    """The best published kind for ``task`` (base.registry.PREFERRED: "ratings", "ranking" or
+    "neighbours"), or a one-line error when none is published."""
+    published = [r[0] for r in con.execute("select kind from main.latest_runs").fetchall()]
+    kind = preferred(task, published)
+    if kind is None:
+        raise ShelfwiseError(
+            f"no published model for {task}: run `shelfwise refresh` (or `shelfwise fit KIND`)"
+        )
+    return kind
 
 
 BOOK_COLUMNS = "rb.book_idx, rb.book_key, b.title, b.authors, b.image_url, b.goodreads_book_id"
@@ -214,13 +226,14 @@ def _one_row(
 
 
 def similar(
-    con: duckdb.DuckDBPyConnection, title: str, *, kind: str = DEFAULT_MODEL, n: int = 10
+    con: duckdb.DuckDBPyConnection, title: str, *, kind: str | None = None, n: int = 10
 ) -> tuple[Book, list[Book]]:
     """The book matching ``title`` and its ``n`` nearest books under ``kind``.
 
     Kinds with book vectors rank every book by cosine; kinds with item-item weights (knn, EASE)
     list the book's stored neighbours, heaviest first (at most the ``--neighbours`` published).
     """
+    kind = kind or default_kind(con, "neighbours")
     run_id = _neighbour_run(con, kind)
     book = resolve_title(con, run_id, title)
     if spec(kind).book_vectors:
@@ -301,7 +314,7 @@ def recommend_for_books(
     con: duckdb.DuckDBPyConnection,
     titles: list[str],
     *,
-    kind: str = DEFAULT_MODEL,
+    kind: str | None = None,
     n: int = 10,
     exclude: Sequence[int] = (),
 ) -> tuple[list[Book], list[Book], list[int]]:
@@ -309,6 +322,7 @@ def recommend_for_books(
 
     Returns (favourites, recommendations, index into favourites of each recommendation's closest).
     """
+    kind = kind or default_kind(con, "neighbours")
     run_id = _neighbour_run(con, kind)
     favourites = [resolve_title(con, run_id, t) for t in titles]
     fav_idx = np.array([b.book_idx for b in favourites], dtype=np.int64)
@@ -370,13 +384,14 @@ def _rated(con: duckdb.DuckDBPyConnection, run_id: int, user_key: int) -> list[t
 
 
 def recommend_for_user(
-    con: duckdb.DuckDBPyConnection, user_key: int, *, kind: str = DEFAULT_MODEL, n: int = 10
+    con: duckdb.DuckDBPyConnection, user_key: int, *, kind: str | None = None, n: int = 10
 ) -> list[Book]:
     """Top-``n`` books for a user under ``kind``, never one the user has rated (train or test).
 
     Kinds that score through item-item weights draw on every rating the user has (train and
     test): a reader's whole shelf is what a recommendation should know.
     """
+    kind = kind or default_kind(con, "ranking")
     run_id = run_for(con, kind)
     user_idx, history, rated = _user_history(con, run_id, user_key, kind)
     n_books = history.shape[1]
@@ -406,13 +421,14 @@ def _user_history(
 
 
 def predict_rating(
-    con: duckdb.DuckDBPyConnection, user_key: int, book_key: int, *, kind: str = DEFAULT_MODEL
+    con: duckdb.DuckDBPyConnection, user_key: int, book_key: int, *, kind: str | None = None
 ) -> float:
     """The rating ``kind`` predicts the user would give the book (1 to 5).
 
     Kinds that score through item-item weights draw on every rating the user has; docs/models.md
     shows the same prediction for knn as one SQL query over ``main.book_weights``.
     """
+    kind = kind or default_kind(con, "ratings")
     if not spec(kind).predicts_ratings:
         raise ShelfwiseError(f"{kind} ranks books; it does not predict ratings")
     run_id = run_for(con, kind)
@@ -555,7 +571,7 @@ def recommend_for_shelf(
     con: duckdb.DuckDBPyConnection,
     shelf: pl.DataFrame,
     *,
-    kind: str = DEFAULT_MODEL,
+    kind: str | None = None,
     n: int = 20,
     to_read: bool = False,
     support: int = 3,
@@ -563,6 +579,7 @@ def recommend_for_shelf(
     """Top-``n`` books for a reader's matched shelf (warehouse.readers), never a book already on
     any of their shelves, each with the ``support`` books of theirs that contributed most to its
     score (the largest terms of the score's decomposition: exact for every kind)."""
+    kind = kind or default_kind(con, "ranking")
     run_id, folded = fold_in_run(con, kind, shelf, to_read=to_read)
     on_shelves = list(book_indices(con, run_id, shelf["book_key"].drop_nulls().to_list()).values())
     scores = folded.model.scores(np.array([0]))
@@ -599,7 +616,7 @@ def recommend_for_reader(
     con: duckdb.DuckDBPyConnection,
     name: str,
     *,
-    kind: str = DEFAULT_MODEL,
+    kind: str | None = None,
     n: int = 20,
     to_read: bool = False,
 ) -> list[Recommendation]:
@@ -667,16 +684,25 @@ class Warehouse:
                 "order by kind"
             ).pl()
 
-    def book(self, title: str, *, model: str = DEFAULT_MODEL) -> pl.DataFrame:
-        """The one book of ``model``'s latest run that ``title`` names (as ``similar`` resolves it).
+    def default_model(self, task: str) -> str:
+        """The kind that answers ``task`` ("ratings", "ranking" or "neighbours") when no model is
+        named: the best measured one the warehouse has published (base.registry.PREFERRED)."""
+        with self.connection() as con:
+            return default_kind(con, task)
+
+    def book(self, title: str, *, model: str | None = None) -> pl.DataFrame:
+        """The one book of ``model``'s latest run that ``title`` names (as ``similar`` resolves it;
+        default: the best neighbours model published).
 
         Raises TitleNotFound (with the nearest titles) when none or several match.
         """
         with self.connection() as con:
-            return _frame([resolve_title(con, run_for(con, model), title)]).drop("rank", "score")
+            run_id = run_for(con, model or default_kind(con, "neighbours"))
+            return _frame([resolve_title(con, run_id, title)]).drop("rank", "score")
 
-    def similar(self, title: str, *, model: str = DEFAULT_MODEL, n: int = 10) -> pl.DataFrame:
-        """The ``n`` books nearest ``title`` by cosine of ``model``'s book vectors.
+    def similar(self, title: str, *, model: str | None = None, n: int = 10) -> pl.DataFrame:
+        """The ``n`` books nearest ``title`` under ``model`` (default: the best neighbours model
+        published): by cosine of its book vectors, or its heaviest stored weights (knn, EASE).
 
         Columns: rank, book_key, title, authors, score (cosine).
         """
@@ -689,12 +715,14 @@ class Warehouse:
         user: int | None = None,
         books: Sequence[str] | None = None,
         reader: str | None = None,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         n: int = 10,
         to_read: bool = False,
     ) -> pl.DataFrame:
-        """Top-``n`` books for a reader in the data (``user``, the source's user id) or near a few
-        favourite titles (``books``), never one they rated or listed.
+        """Top-``n`` books for a reader in the data (``user``, the source's user id), an imported
+        reader (``reader``) or near a few favourite titles (``books``), never one they rated or
+        listed. Default ``model``: the best published ranking model (favourites: the best
+        neighbours model).
 
         Columns: rank, book_key, title, authors, score, because (for a user: the liked books most
         like it; for favourites: the closest favourite).
@@ -706,7 +734,7 @@ class Warehouse:
                 recs = recommend_for_reader(con, reader, kind=model, n=n, to_read=to_read)
                 return _frame([r.book for r in recs], [reasons(r) for r in recs])
             if user is not None:
-                recs = explain_for_user(con, model, int(user), n)
+                recs = explain_for_user(con, model or default_kind(con, "ranking"), int(user), n)
                 return _frame(
                     [r.book for r in recs], [[title for title, _ in r.because] for r in recs]
                 )
@@ -715,9 +743,9 @@ class Warehouse:
             )
             return _frame(found, [[favourites[c].title or ""] for c in closest])
 
-    def predict(self, *, user: int, book: int, model: str = DEFAULT_MODEL) -> float:
-        """The rating ``model`` predicts reader ``user`` would give book ``book`` (ids as in the
-        source, book ids as ``book_key``)."""
+    def predict(self, *, user: int, book: int, model: str | None = None) -> float:
+        """The rating ``model`` (default: the best published rating model) predicts reader
+        ``user`` would give book ``book`` (ids as in the source, book ids as ``book_key``)."""
         with self.connection() as con:
             return predict_rating(con, int(user), int(book), kind=model)
 

@@ -8,7 +8,7 @@ import click
 import pytest
 
 from base.config import EvalConfig, LoadConfig, PublishConfig, TransformConfig, TuneConfig
-from base.registry import DEFAULT_MODEL, fittable, kinds
+from base.registry import PREFERRED, REGISTRY, fittable, kinds
 from shelfwise.cli import cli
 from shelfwise.cli.options import ConfigOption
 
@@ -70,8 +70,20 @@ def test_kind_choices_come_from_the_registry():
     assert list(choice["similar"]) == list(kinds(neighbours=True))
     # A reader's digest folds them into any kind; a favourites digest checks its kind itself.
     assert list(choice["digest"]) == list(fittable())
+    # No fixed default: the best published kind for the task answers (base.registry.PREFERRED).
     for name in ("similar", "recommend", "digest"):
         model = next(p for p in by_name[name].params if p.name == "kind")
-        assert model.default == DEFAULT_MODEL
+        assert model.default is None
     refresh_kinds = next(p for p in by_name["refresh"].params if p.name == "kinds")
     assert [k.strip() for k in refresh_kinds.default.split(",")] == list(kinds(default=True))
+
+
+def test_every_kind_that_can_do_a_task_is_in_its_preference_order():
+    able = {
+        "ratings": {k for k, e in REGISTRY.items() if e.predicts_ratings and not e.yardstick},
+        "ranking": {k for k, e in REGISTRY.items() if e.ranks and not e.yardstick},
+        "neighbours": set(kinds(neighbours=True)),
+    }
+    for task, order in PREFERRED.items():
+        assert len(order) == len(set(order)), task
+        assert set(order) == able[task], task

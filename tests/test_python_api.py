@@ -89,3 +89,40 @@ def test_metrics_cover_every_evaluated_kind(wh: Warehouse) -> None:
     metrics = wh.metrics()
     assert {"mf", "als", "popularity"} <= set(metrics["kind"])
     assert (metrics["ci_low"] <= metrics["value"]).all()
+
+
+def test_without_a_model_the_best_published_kind_for_the_task_answers(
+    wh: Warehouse, tmp_path: Path
+) -> None:
+    from base.registry import PREFERRED
+
+    published = set(wh.models()["kind"])
+    for task, order in PREFERRED.items():
+        assert wh.default_model(task) == next(k for k in order if k in published), task
+    user = wh.sql("select user_key from matrix.users order by n_ratings desc limit 1").item()
+    ranking = wh.default_model("ranking")
+    assert wh.recommend(user=user, n=5).equals(wh.recommend(user=user, model=ranking, n=5))
+    book = wh.sql("select book_key from matrix.books order by n_ratings desc limit 1").item()
+    ratings = wh.default_model("ratings")
+    assert wh.predict(user=user, book=book) == wh.predict(user=user, book=book, model=ratings)
+    assert wh.similar("Inferno", n=3).equals(
+        wh.similar("Inferno", model=wh.default_model("neighbours"), n=3)
+    )
+
+
+def test_a_warehouse_without_any_model_for_a_task_says_so(tmp_path: Path) -> None:
+    from helpers import SMALL, build_warehouse
+    from test_queries import write_goodbooks
+
+    from base.config import TransformConfig
+
+    db = build_warehouse(
+        tmp_path / "w.duckdb",
+        write_goodbooks(tmp_path / "goodbooks"),
+        TransformConfig(min_user_ratings=1, min_book_ratings=1),
+        fits={"baseline": SMALL.get("baseline", {})},
+    )
+    wh = shelfwise.open(db)
+    assert wh.default_model("ratings") == "baseline"
+    with pytest.raises(ShelfwiseError, match="no published model for neighbours"):
+        wh.similar("Inferno")

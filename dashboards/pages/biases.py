@@ -7,7 +7,7 @@ from dash import Input, Output, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL
+from base.registry import PREFERRED
 from dashboards import figures, queries
 from dashboards.components import (
     card,
@@ -48,8 +48,9 @@ def layout(kind: str | None = None, **query: str) -> html.Div:
     asked = as_int(query_value(query.get("min")), lo=0)
     if asked is not None:  # the highest step at or below what the URL asks for
         default = max([s for s in steps if s <= asked] or [steps[0]])
-    # The default model first, then the others in registry order.
-    kinds = sorted(status.bias_kinds, key=lambda k: k != DEFAULT_MODEL)
+    # The best rating model with learned biases first.
+    order = PREFERRED["ratings"]
+    kinds = sorted(status.bias_kinds, key=lambda k: order.index(k) if k in order else len(order))
     kind = as_choice(query_value(kind), kinds, kinds[0])
     return page(
         "Biases",

@@ -14,7 +14,7 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from base.errors import BadInputError
-from base.registry import DEFAULT_MODEL, spec
+from base.registry import preferred, spec
 from dashboards import figures, queries
 from dashboards.components import (
     book_list,
@@ -477,13 +477,13 @@ def show_recommendations(data: Any, kind: Any, to_read: Any, _version: Any):
 
 
 def _map_kind(kind: str | None, published: dict[str, int]) -> str | None:
-    """The chosen model when it has book vectors, else the default among the mapped ones."""
+    """The chosen model when it has book vectors, else the best mapped one."""
     mapped = tuple(k for k in queries.MAP_KINDS if k in published)
     if not mapped:
         return None
     if kind in mapped:
         return kind
-    return DEFAULT_MODEL if DEFAULT_MODEL in mapped else mapped[0]
+    return preferred("neighbours", mapped) or mapped[0]
 
 
 def draw_map(recommended: Any, data: Any):

@@ -49,7 +49,11 @@ def layout(
         return setup_page(status, settings.db_path)
     book = query_value(book)
     selected, options = preselected_book(settings.db_path, book)
-    kind = as_choice(query_value(fkind), status.neighbour_kinds, status.default_kind)
+    kind = as_choice(
+        query_value(fkind),
+        status.neighbour_kinds,
+        status.default_among(status.neighbour_kinds, "neighbours"),
+    )
     favourites, fav_options = _favourites_from(query_value(favs))
     return page(
         "Neighbours",

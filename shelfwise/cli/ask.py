@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, fittable, kinds
+from base.registry import fittable, kinds
 from shelfwise.cli.options import DB_OPTION
 from shelfwise.cli.output import print_books
 
@@ -18,16 +18,17 @@ from shelfwise.cli.output import print_books
     "--model",
     "kind",
     type=click.Choice(kinds(neighbours=True)),
-    default=DEFAULT_MODEL,
-    help="Whose book vectors to compare.",
+    default=None,
+    help="Whose book vectors or weights to compare [default: the best published for neighbours].",
 )
 @click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
 @DB_OPTION
-def similar(title: str, kind: str, n: int, db_path: Path) -> None:
-    """Books nearest a title by cosine similarity of the model's book factors."""
+def similar(title: str, kind: str | None, n: int, db_path: Path) -> None:
+    """Books nearest a title: by cosine of the model's book vectors, or its heaviest weights."""
     import shelfwise
 
     wh = shelfwise.open(db_path)
+    kind = kind or wh.default_model("neighbours")
     book = wh.book(title, model=kind).row(0, named=True)
     books = wh.similar(title, model=kind, n=n)
     print_books(f"nearest to {book['title']} ({book['authors']}) under {kind}", books, "cosine")
@@ -63,8 +64,8 @@ def similar(title: str, kind: str, n: int, db_path: Path) -> None:
     "--model",
     "kind",
     type=click.Choice(fittable()),
-    default=DEFAULT_MODEL,
-    help="Which model.",
+    default=None,
+    help="Which model [default: the best published for ranking; with --books, for neighbours].",
 )
 @click.option("--n", type=click.IntRange(1, 200), default=10, help="How many books.")
 @click.argument("more_titles", nargs=-1)
@@ -74,7 +75,7 @@ def recommend(
     titles: tuple[str, ...],
     reader_name: str | None,
     to_read: str,
-    kind: str,
+    kind: str | None,
     n: int,
     more_titles: tuple[str, ...],
     db_path: Path,
@@ -86,6 +87,7 @@ def recommend(
     if sum((user_key is not None, bool(titles), reader_name is not None)) != 1:
         raise ShelfwiseError("give one of --user ID, --books TITLE [TITLE ...] or --reader NAME")
     wh = shelfwise.open(db_path)
+    kind = kind or wh.default_model("neighbours" if titles else "ranking")
     if reader_name is not None:
         books = wh.recommend(reader=reader_name, model=kind, n=n, to_read=to_read == "include")
         print_books(

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL, fittable
+from base.registry import fittable
 from shelfwise.cli.options import DB_OPTION
 from shelfwise.cli.output import console, err_console
 
@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
     "--model",
     "kind",
     type=click.Choice(fittable()),
-    default=DEFAULT_MODEL,
-    help="Which model (with --favorites: one with book vectors or weights).",
+    default=None,
+    help="Which model (with --favorites: one with book vectors or weights) [default: the best "
+    "published for ranking; with --favorites, for neighbours].",
 )
 @click.option(
     "--seed",
@@ -84,7 +85,7 @@ def digest(
     to_read: str,
     pick: int,
     n: int,
-    kind: str,
+    kind: str | None,
     seed: int | None,
     history_weeks: int,
     out_dir: Path | None,

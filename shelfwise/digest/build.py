@@ -13,11 +13,11 @@ import duckdb
 import numpy as np
 
 from base.errors import ShelfwiseError
-from base.registry import DEFAULT_MODEL
 from shelfwise.digest.history import recent_book_keys
 from shelfwise.serving import (
     Book,
     TitleNotFound,
+    default_kind,
     recommend_for_books,
     recommend_for_reader,
     resolve_title,
@@ -131,7 +131,7 @@ def build_digest(
     *,
     pick: int = 3,
     n: int = 8,
-    kind: str = "mf",
+    kind: str | None = None,
     rng: np.random.Generator,
     history_weeks: int = 8,
     now: datetime | None = None,
@@ -149,6 +149,7 @@ def build_digest(
     pick : how many favourites form the centroid (all of them when fewer resolve)
     n : how many books to recommend
     kind : a kind with book neighbours (base.registry.kinds(neighbours=True)) and a published run
+        (default: the best neighbours model published, base.registry.PREFERRED)
     rng : numpy Generator drawing the favourites; the only randomness
     history_weeks : exclude books of digests sent in the last ``history_weeks`` weeks (plus a day,
         so the last N weekly digests); 0 excludes none
@@ -164,6 +165,7 @@ def build_digest(
     if history_weeks < 0:
         raise ShelfwiseError("history_weeks must be >= 0")
     now = now or utc_now()
+    kind = kind or default_kind(con, "neighbours")
     run_id = run_for(con, kind)
 
     resolved: list[tuple[str, Book]] = []
@@ -223,7 +225,7 @@ def build_reader_digest(
     reader: str,
     *,
     n: int = 8,
-    kind: str = DEFAULT_MODEL,
+    kind: str | None = None,
     history_weeks: int = 8,
     to_read: bool = False,
     now: datetime | None = None,
@@ -237,6 +239,7 @@ def build_reader_digest(
     now = now or utc_now()
     since = now - timedelta(weeks=history_weeks, days=1)
     history = set(recent_book_keys(con, since=since) if history_weeks else [])
+    kind = kind or default_kind(con, "ranking")
     recs = recommend_for_reader(con, reader, kind=kind, n=n + len(history), to_read=to_read)
     kept = [r for r in recs if r.book.book_key not in history and r.because_books][:n]
     if not kept:
