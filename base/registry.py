@@ -128,6 +128,7 @@ def preferred(task: str, available: Iterable[str]) -> str | None:
     have = set(available)
     return next((k for k in PREFERRED[task] if k in have), None)
 
+
 REGISTRY: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
