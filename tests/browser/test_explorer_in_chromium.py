@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
+from base.registry import preferred
 from dashboards import queries
+from dashboards.figures import KIND_LABELS
 from dashboards.queries import Pole
 
 pytestmark = pytest.mark.browser
@@ -57,17 +59,25 @@ def axis_titles(browser, graph_id: str = "emb-map") -> tuple[str, str]:
     )
 
 
+def default_map_kind(con_path: Path) -> str:
+    """The kind the map pages open on: the best published neighbours model with a map."""
+    with queries.reading(con_path) as con:
+        return preferred("neighbours", queries.latest_runs(con, queries.MAP_KINDS)) or ""
+
+
 def run_of(con_path: Path, kind: str) -> int:
     with queries.reading(con_path) as con:
         return queries.latest_runs(con, (kind,))[kind]
 
 
 def test_the_url_keeps_the_state_and_back_and_forward_restore_it(browser, warehouse) -> None:
-    mf, svd = run_of(warehouse, "mf"), run_of(warehouse, "svd")
+    # The page opens on the best published neighbours model (base.registry.PREFERRED).
+    home = default_map_kind(warehouse)
+    home_run, svd, label = run_of(warehouse, home), run_of(warehouse, "svd"), KIND_LABELS[home]
     browser.open("/embeddings")
-    browser.wait_figure("emb-map", lambda f: f"run #{mf}" in f["title"], "the MF map")
-    opened = wait_query(browser, "name the model and run", lambda q: q.get("run") == str(mf))
-    assert opened["kind"] == "mf" and "book" not in opened
+    browser.wait_figure("emb-map", lambda f: f"run #{home_run}" in f["title"], f"the {home} map")
+    opened = wait_query(browser, "name the model and run", lambda q: q.get("run") == str(home_run))
+    assert opened["kind"] == home and "book" not in opened
 
     browser.pick("emb-search", "The Da Vinci Code", "The Da Vinci Code")
     chosen = wait_query(browser, "name the book", lambda q: "book" in q)
@@ -91,22 +101,22 @@ def test_the_url_keeps_the_state_and_back_and_forward_restore_it(browser, wareho
         )
         return kind, "Dan Brown" if "Dan Brown" in detail else detail
 
-    browser.driver.back()  # the book chosen, MF
-    wait_query(browser, "go back to MF with the book", lambda q: q.get("kind") == "mf")
+    browser.driver.back()  # the book chosen, the first model
+    wait_query(browser, "go back with the book", lambda q: q.get("kind") == home)
     assert query(browser).get("book") == book
-    browser.wait_figure("emb-map", lambda f: f"MF (biased) run #{mf}" in f["title"], "MF again")
-    browser.wait(lambda: state() == ("mf", "Dan Brown"), "MF with The Da Vinci Code chosen")
+    browser.wait_figure("emb-map", lambda f: f"{label} run #{home_run}" in f["title"], "back again")
+    browser.wait(lambda: state() == (home, "Dan Brown"), "with The Da Vinci Code chosen")
     browser.wait_figure(
         "emb-map", lambda f: [str(k) for k in f["keys"][-1]] == [book], "the book highlighted"
     )
 
-    browser.driver.back()  # the page as opened: MF, no book
-    wait_query(browser, "drop the book", lambda q: "book" not in q and q.get("kind") == "mf")
+    browser.driver.back()  # the page as opened: the first model, no book
+    wait_query(browser, "drop the book", lambda q: "book" not in q and q.get("kind") == home)
     browser.wait(lambda: state()[1].startswith("Search for a book"), "no book chosen")
 
     browser.driver.forward()
     wait_query(browser, "bring the book back", lambda q: q.get("book") == book)
-    browser.wait(lambda: state() == ("mf", "Dan Brown"), "the book chosen again")
+    browser.wait(lambda: state() == (home, "Dan Brown"), "the book chosen again")
     browser.driver.forward()
     wait_query(browser, "bring SVD back", lambda q: q.get("kind") == "svd")
     browser.wait(lambda: state() == ("svd", "Dan Brown"), "SVD with the book")

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
+from base.registry import PREFERRED, spec
+from dashboards.figures import KIND_LABELS
 from warehouse.db import open_for_reading
 
 pytestmark = pytest.mark.browser
@@ -53,7 +55,9 @@ def test_overview_shows_the_data_the_long_tail_and_every_run(browser, warehouse:
 
 def test_embeddings_switch_model_and_projection_search_and_click(browser, warehouse: Path) -> None:
     mf, svd = latest_run(warehouse, "mf"), latest_run(warehouse, "svd")
-    browser.open("/embeddings")
+    # MF is the kind fitted with a t-SNE map here (the page opens on the best neighbours model,
+    # tests/browser/test_explorer_in_chromium.py).
+    browser.open("/embeddings?kind=mf")
     tsne = browser.wait_figure(
         "emb-map", lambda f: f"MF (biased) run #{mf}, t-SNE" in f["title"], "the MF t-SNE map"
     )
@@ -137,7 +141,11 @@ def test_biases_extremes_follow_the_minimum_and_the_model(browser, warehouse: Pa
     browser.wait_figure(
         "bia-users", lambda f: f["title"] == "User bias distribution", "the user-bias histogram"
     )
-    assert f"MF (biased) run #{latest_run(warehouse, 'mf')}" in top["subtitle"]
+    # The page opens on the best rating model with learned biases (base.registry.PREFERRED).
+    with open_for_reading(warehouse) as con:
+        published = {r[0] for r in con.execute("select kind from main.latest_runs").fetchall()}
+    home = next(k for k in PREFERRED["ratings"] if k in published and spec(k).learned_biases)
+    assert f"{KIND_LABELS[home]} run #{latest_run(warehouse, home)}" in top["subtitle"]
     before = top["subtitle"]
     target = next(
         m
