@@ -119,7 +119,7 @@ PREFERRED: dict[str, tuple[str, ...]] = {
     # top-N lists (`recommend --user/--reader`, the reader digest, the Users and For you pages)
     "ranking": ("ranking_blend", "ease", "als", "knn", "mf", "rating_blend", "svd", "baseline"),
     # similar books, favourites lists and maps (kinds with book vectors or weights)
-    "neighbours": ("als", "ease", "knn", "mf", "svd"),
+    "neighbours": ("als", "knn", "ease", "mf", "svd"),
 }
 
 
