@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from base.errors import ShelfwiseError
-from base.registry import fittable, kinds
+from base.registry import fittable, kinds, spec
 from shelfwise.cli.options import DB_OPTION
 from shelfwise.cli.output import print_books
 
@@ -31,7 +31,8 @@ def similar(title: str, kind: str | None, n: int, db_path: Path) -> None:
     kind = kind or wh.default_model("neighbours")
     book = wh.book(title, model=kind).row(0, named=True)
     books = wh.similar(title, model=kind, n=n)
-    print_books(f"nearest to {book['title']} ({book['authors']}) under {kind}", books, "cosine")
+    score = "cosine" if spec(kind).book_vectors else "weight"
+    print_books(f"nearest to {book['title']} ({book['authors']}) under {kind}", books, score)
 
 
 @click.command()
