@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pytest
 
+import shelfwise
 from base.errors import ShelfwiseError
 from shelfwise import digest as mail
 from shelfwise.serving import Book, TitleNotFound
@@ -791,8 +792,10 @@ def test_only_unknown_titles_is_an_error(db: Path, tmp_path: Path, capsys) -> No
     f.write_text(json.dumps([UNKNOWN]), encoding="utf-8")
     run = run_cli(capsys, *_common(db, f))
     assert run.code == 1
+    # Without --model a favourites digest uses the best published neighbours model.
+    kind = shelfwise.open(db).default_model("neighbours")
     assert (
-        "none of the 1 favourite titles matches one book of the mf model: "
+        f"none of the 1 favourite titles matches one book of the {kind} model: "
         f"title '{UNKNOWN}' matches no book" in run.err
     )
 
