@@ -160,6 +160,8 @@ def test_an_export_dropped_on_the_page_is_matched_recommended_from_and_mapped(
 
     browser.radio("you-kind", "item kNN")
     browser.wait_text("#you-map-caption", "item kNN has no book vectors", timeout=60)
+    # The address is written by its own callback: reload only once it names the new model.
+    browser.wait(lambda: "kind=knn" in browser.driver.current_url, "knn in the URL")
 
     # The address and the tab's session keep the page: a reload shows the same view.
     browser.driver.refresh()
