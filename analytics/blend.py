@@ -134,16 +134,13 @@ def blend_weights(
     for start in range(0, len(chosen), RANK_BLOCK):
         users = chosen[start : start + RANK_BLOCK]
         raw = [m.scores(users) for m in models]
-        keep = np.zeros(relevant.shape[0], dtype=np.float32)
-        keep[users] = 1.0
-        block_relevant = sp.diags(keep, format="csr") @ relevant
+        fit_rows, relevant_rows = fit[users], relevant[users]
         for g, w in enumerate(grid):
             combined = _combine(w, spreads, raw)
-
-            def rows_of(asked: np.ndarray, users=users, combined=combined) -> np.ndarray:
-                return combined[np.searchsorted(users, asked)]
-
-            ndcg_sums[g] += per_user_ranking(rows_of, fit, block_relevant).ndcg.sum()
+            ranked = per_user_ranking(
+                lambda rows, combined=combined: combined[rows], fit_rows, relevant_rows
+            )
+            ndcg_sums[g] += ranked.ndcg.sum()
         n_scored += len(users)
     best: tuple[float, np.ndarray] = (-np.inf, np.ones(len(models)))
     for g, w in enumerate(grid):

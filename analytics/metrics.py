@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -293,16 +294,17 @@ def ranking_and_auc(
     for start in range(0, len(wanted), block):
         users = wanted[start : start + block]
         scores = score_fn(users)
-
-        def rows_of(asked: np.ndarray, users=users, scores=scores) -> np.ndarray:
-            return scores[np.searchsorted(users, asked)]
-
-        keep = np.zeros(train.shape[0], dtype=np.float32)
-        keep[users] = 1.0
-        only = sp.diags(keep, format="csr")
-        parts.append(per_user_ranking(rows_of, train, only @ relevant, k=k, block=block))
+        # The block's rows of every matrix, so the two passes index the block's scores directly.
+        train_rows = train[users]
+        ranked = per_user_ranking(
+            lambda rows, scores=scores: scores[rows], train_rows, relevant[users], k=k, block=block
+        )
+        parts.append(dataclasses.replace(ranked, users=users[ranked.users]))
         if positives.nnz:
-            aucs.append(per_user_auc(rows_of, train, only @ positives, block=block)[1])
+            rows_auc = per_user_auc(
+                lambda rows, scores=scores: scores[rows], train_rows, positives[users], block=block
+            )
+            aucs.append(rows_auc[1])
     ranked = PerUserRanking(
         *(
             np.concatenate([getattr(p, f) for p in parts]) if parts else np.zeros(0)
