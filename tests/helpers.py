@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import duckdb
 
 from base.config import LoadConfig, PublishConfig, TransformConfig
 from base.registry import make_params
-from warehouse.db import writer
+from warehouse.db import open_for_reading, writer
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "goodbooks"
@@ -143,3 +144,77 @@ def goodreads_export(books: Iterable[dict]) -> str:
             ]
         )
     return out.getvalue()
+
+
+def fingerprint(db: Path) -> dict[str, str]:
+    """Digests of a warehouse file and its read snapshot: equal before and after = untouched."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (db, db.with_name(db.name + ".read"))
+        if p.exists()
+    }
+
+
+def reader_library(db: Path, *, last_by_isbn13: bool = False, padding: int = 0) -> dict:
+    """A reader's Goodreads export of the matrix's 14 most-rated books (rated high and low, read
+    unrated, currently reading, to-read) and two books no catalogue has.
+
+    ``last_by_isbn13``: the 14 are drawn among books with a unique ISBN-13, and the last is listed
+    under an edition id no catalogue knows, so only its ISBN-13 matches. ``padding``: that many
+    more unmatched rows with 5,000-character reviews. Returns the export's text and the book keys
+    (``keys`` in order, ``rated_high`` and ``to_read`` as sets).
+    """
+    isbn = (
+        """inner join (
+               select min(book_key) as book_key, id_value from core.book_identifiers
+               where id_type = 'isbn13' group by id_value having count(*) = 1
+           ) as i using (book_key)"""
+        if last_by_isbn13
+        else ""
+    )
+    with open_for_reading(db) as con:
+        popular = rows(
+            con,
+            f"""select b.book_key, b.goodreads_book_id, b.title, b.authors,
+                       {"min(i.id_value)" if last_by_isbn13 else "null"}
+                from core.books as b inner join matrix.books as m using (book_key) {isbn}
+                group by all
+                order by any_value(m.n_ratings) desc, b.book_key limit 14""",
+        )
+    ratings = [5, 5, 5, 4, 4, 2, 1, 0, 0, 0, 0, 0, 3, 5]
+    shelves = ["read"] * 9 + ["currently-reading", "to-read", "to-read", "read", "read"]
+    books = [
+        {
+            "book_id": gid,
+            "title": title,
+            "author": authors.split(",")[0],
+            "rating": rating,
+            "shelf": shelf,
+            "review": 'Loved it, "really",\nsecond line <b>bold</b>' if rating == 5 else "",
+        }
+        for (_, gid, title, authors, _), rating, shelf in zip(
+            popular, ratings, shelves, strict=True
+        )
+    ]
+    if last_by_isbn13:
+        books[-1] = {**books[-1], "book_id": 990000001, "isbn13": popular[-1][4]}
+    books += [
+        {"book_id": 990000002, "title": "A Book Nobody Has", "author": "Ann Other", "rating": 4},
+        {"book_id": 990000003, "title": "Another Missing One", "author": "", "shelf": "to-read"},
+    ]
+    books += [
+        {
+            "book_id": 980000000 + i,
+            "title": f"Padding {i}",
+            "author": "A. Writer",
+            "review": "x" * 5_000,
+        }
+        for i in range(padding)
+    ]
+    keys = [k for k, *_ in popular]
+    return {
+        "text": goodreads_export(books),
+        "keys": keys,
+        "rated_high": {k for k, r in zip(keys, ratings, strict=True) if r >= 4},
+        "to_read": {k for k, s in zip(keys, shelves, strict=True) if s == "to-read"},
+    }

@@ -4,17 +4,15 @@ with reasons, the map, bad files, and the one callback allowed a body over the 1
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import goodreads_export, rows
+from helpers import fingerprint, reader_library
 from test_dashboard import DashClient
 
 from dashboards.app import DashboardSettings, create_app
-from warehouse.db import open_for_reading
 
 NOT_AN_EXPORT = "date,amount,note\n2024-01-02,12.50,groceries\n"
 
@@ -33,47 +31,7 @@ def app(warehouse: Path):
 def library(warehouse: Path) -> dict[str, Any]:
     """A reader's export of books in the matrix (by Goodreads id, one by ISBN-13 only), rated,
     read unrated and to-read, plus two books no catalogue has."""
-    with open_for_reading(warehouse) as con:
-        popular = rows(
-            con,
-            """with isbn13 as (
-                   select min(book_key) as book_key, id_value from core.book_identifiers
-                   where id_type = 'isbn13' group by id_value having count(*) = 1
-               )
-               select b.book_key, b.goodreads_book_id, b.title, b.authors, min(i.id_value)
-               from core.books as b
-               inner join matrix.books as m using (book_key)
-               inner join isbn13 as i using (book_key)
-               group by all
-               order by any_value(m.n_ratings) desc, b.book_key limit 14""",
-        )
-    ratings = [5, 5, 5, 4, 4, 2, 1, 0, 0, 0, 0, 0, 3, 5]
-    shelves = ["read"] * 9 + ["currently-reading", "to-read", "to-read", "read", "read"]
-    books = [
-        {
-            "book_id": gid,
-            "title": title,
-            "author": authors.split(",")[0],
-            "rating": rating,
-            "shelf": shelf,
-            "review": 'Loved it, "really",\nsecond line <b>bold</b>' if rating == 5 else "",
-        }
-        for (_, gid, title, authors, _), rating, shelf in zip(
-            popular, ratings, shelves, strict=True
-        )
-    ]
-    # The last one only by its ISBN-13: an edition id no catalogue knows.
-    books[-1] = {**books[-1], "book_id": 990000001, "isbn13": popular[-1][4]}
-    books += [
-        {"book_id": 990000002, "title": "A Book Nobody Has", "author": "Ann Other", "rating": 4},
-        {"book_id": 990000003, "title": "Another Missing One", "author": "", "shelf": "to-read"},
-    ]
-    return {
-        "text": goodreads_export(books),
-        "keys": [k for k, *_ in popular],
-        "rated_high": {k for (k, *_), r in zip(popular, ratings, strict=True) if r >= 4},
-        "to_read": {k for (k, *_), s in zip(popular, shelves, strict=True) if s == "to-read"},
-    }
+    return reader_library(warehouse, last_by_isbn13=True)
 
 
 def data_url(data: bytes | str, kind: str = "text/csv") -> str:
@@ -86,14 +44,6 @@ def upload(client: DashClient, name: str, data: bytes | str) -> dict:
         "you-shelf.data", {"you-file.data": {"name": name, "contents": data_url(data)}}
     )
     return out["you-shelf"]["data"]
-
-
-def fingerprint(db: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in (db, db.with_name(db.name + ".read"))
-        if p.exists()
-    }
 
 
 def test_an_export_is_matched_in_memory_and_recommended_from_with_reasons(
@@ -211,16 +161,7 @@ def test_only_the_upload_callback_takes_a_body_over_the_callback_cap(
     settings = DashboardSettings(db_path=warehouse, max_upload_bytes=cap)
     client = DashClient(create_app(settings))
     # An export of about 1.9 MB (long reviews of books no catalogue has) is a 2.6 MB request.
-    padding = [
-        {
-            "book_id": 980000000 + i,
-            "title": f"Padding {i}",
-            "author": "A. Writer",
-            "review": "x" * 5_000,
-        }
-        for i in range(370)
-    ]
-    text = library["text"] + goodreads_export(padding).split("\n", 1)[1]
+    text = reader_library(warehouse, last_by_isbn13=True, padding=370)["text"]
     assert 1.8e6 < len(text) < cap and len(data_url(text)) > settings.max_body_bytes
     shelf = upload(client, "big.csv", text)
     assert "error" not in shelf and shelf["matched"] == 14 and shelf["n_unmatched"] == 372

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import http.client
 import json
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import fingerprint
 
 from dashboards.app import DashboardSettings, create_app
 from dashboards.server import make_server
@@ -55,14 +55,6 @@ PER_SLOT: list[Any] = [
 LIMIT_SECONDS = 2.0
 # A callback body over this gets 413 (DashboardSettings.max_body_bytes).
 MAX_BODY = DashboardSettings(db_path=Path("unused")).max_body_bytes
-
-
-def fingerprint(db: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in (db, db.with_name(db.name + ".read"))
-        if p.exists()
-    }
 
 
 class Http:

@@ -4,12 +4,11 @@ notice; nothing is written to the warehouse. Each test fails on browser console 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import goodreads_export
+from helpers import fingerprint, reader_library
 from selenium.webdriver.common.by import By
 
 from warehouse.db import open_for_reading
@@ -35,55 +34,13 @@ def sql(db: Path, query: str, params: list | None = None) -> list[tuple]:
         return con.execute(query, params or []).fetchall()
 
 
-def fingerprint(db: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in (db, db.with_name(db.name + ".read"))
-        if p.exists()
-    }
-
-
 def library(db: Path, padding: int = 0) -> dict[str, Any]:
-    """An export of 14 books of the matrix (rated high and low, read unrated, to-read) and two
-    books no catalogue has; ``padding`` more unmatched rows with 5,000-character reviews."""
-    popular = sql(
-        db,
-        """select b.book_key, b.goodreads_book_id, b.title, b.authors
-           from core.books as b inner join matrix.books as m using (book_key)
-           order by m.n_ratings desc, b.book_key limit 14""",
-    )
-    ratings = [5, 5, 5, 4, 4, 2, 1, 0, 0, 0, 0, 0, 3, 5]
-    shelves = ["read"] * 9 + ["currently-reading", "to-read", "to-read", "read", "read"]
-    books = [
-        {
-            "book_id": gid,
-            "title": title,
-            "author": authors.split(",")[0],
-            "rating": rating,
-            "shelf": shelf,
-            "review": 'Loved it, "really",\nsecond line' if rating == 5 else "",
-        }
-        for (_, gid, title, authors), rating, shelf in zip(popular, ratings, shelves, strict=True)
-    ]
-    books += [
-        {"book_id": 990000002, "title": "A Book Nobody Has", "author": "Ann Other", "rating": 4},
-        {"book_id": 990000003, "title": "Another Missing One", "author": "", "shelf": "to-read"},
-    ]
-    books += [
-        {
-            "book_id": 980000000 + i,
-            "title": f"Padding {i}",
-            "author": "A. Writer",
-            "review": "x" * 5_000,
-        }
-        for i in range(padding)
-    ]
-    keys = [k for k, *_ in popular]
+    """tests/helpers.reader_library, with the keys the page shows as strings."""
+    lib = reader_library(db, padding=padding)
     return {
-        "text": goodreads_export(books),
-        "keys": {str(k) for k in keys},
-        "rated_high": {k for k, r in zip(keys, ratings, strict=True) if r >= 4},
-        "to_read": {str(k) for k, s in zip(keys, shelves, strict=True) if s == "to-read"},
+        **lib,
+        "keys": {str(k) for k in lib["keys"]},
+        "to_read": {str(k) for k in lib["to_read"]},
     }
 
 
