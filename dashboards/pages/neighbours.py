@@ -6,7 +6,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
-from base.registry import REGISTRY
+from base.registry import REGISTRY, spec
 from dashboards import queries
 from dashboards.components import (
     book_list,
@@ -251,7 +251,9 @@ def recommendations(favourites, kind, _version):
             r.book.image_url,
             rank=i,
             score=r.book.score,
-            score_label="cosine similarity to the centroid",
+            score_label="cosine similarity to the centroid"
+            if spec(kind).book_vectors
+            else "summed weight toward the favourites",
             detail=f"closest favourite: {r.because[0][0]}" if r.because else None,
         )
         for i, r in enumerate(recs, 1)
