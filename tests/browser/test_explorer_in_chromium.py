@@ -351,7 +351,8 @@ def test_compare_two_runs(browser, warehouse) -> None:
     browser.open(f"/compare?a={mf}&b={als}")
     browser.pick("cmp-book", "The Da Vinci Code", "The Da Vinci Code")
     text = browser.wait_text("#cmp-jaccard", "Jaccard@10")
-    book = int(query(browser)["book"])
+    # The address is written by its own callback, which may land after the lists.
+    book = int(wait_query(browser, "name the book", lambda q: "book" in q)["book"])
     with queries.reading(warehouse) as con:
         a = queries.neighbours(con, mf, book, 10)["book_key"].to_list()
         b = queries.neighbours(con, als, book, 10)["book_key"].to_list()
